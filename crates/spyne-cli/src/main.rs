@@ -1,0 +1,38 @@
+//! `spyne`: train and evaluate spiking neural networks from the command line.
+
+mod eval;
+mod threads;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "spyne",
+    version,
+    about = "Spiking neural networks trained with BPTT and surrogate gradients"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an SNN on MNIST (defaults: snntorch tutorial 5).
+    Train(Box<train::TrainArgs>),
+    /// Print the test accuracy of a saved model.
+    Eval(eval::EvalArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

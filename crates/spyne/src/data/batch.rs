@@ -1,0 +1,87 @@
+//! Mini-batches: seeded shuffling, `drop_last`, and pixel scaling.
+
+use super::mnist::Split;
+use crate::rng::Rng;
+
+/// One mini-batch on the host: pixels scaled to `[0, 1]`, row-major `[len, pixels]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// `len × pixels` values in `[0, 1]`.
+    pub images: Vec<f32>,
+    /// One class index per row.
+    pub labels: Vec<usize>,
+    /// Values per image.
+    pub pixels: usize,
+}
+
+impl Batch {
+    /// Gathers the images at `indices` from `split`.
+    pub fn gather(split: &Split, indices: &[usize]) -> Batch {
+        let pixels = split.pixels();
+        let mut images = Vec::with_capacity(indices.len() * pixels);
+        for &i in indices {
+            images.extend(split.image(i).iter().map(|&p| p as f32 / 255.0));
+        }
+        Batch {
+            images,
+            labels: indices.iter().map(|&i| split.labels[i] as usize).collect(),
+            pixels,
+        }
+    }
+
+    /// The number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// The order of one epoch: a permutation of the split's indices cut into batches.
+///
+/// Like PyTorch's `DataLoader(shuffle=True, drop_last=True)`: a trailing partial batch is
+/// dropped when `drop_last` is set.
+#[derive(Debug, Clone)]
+pub struct EpochOrder {
+    order: Vec<usize>,
+    batch_size: usize,
+    drop_last: bool,
+}
+
+impl EpochOrder {
+    /// A shuffled order of `0..n` drawn from `rng` (or the identity when `rng` is `None`).
+    pub fn new(n: usize, batch_size: usize, drop_last: bool, rng: Option<&mut Rng>) -> Self {
+        assert!(
+            batch_size > 0,
+            "batch_size must be positive (validated by callers)"
+        );
+        let mut order: Vec<usize> = (0..n).collect();
+        if let Some(rng) = rng {
+            rng.shuffle(&mut order);
+        }
+        EpochOrder {
+            order,
+            batch_size,
+            drop_last,
+        }
+    }
+
+    /// The number of batches in the epoch.
+    pub fn num_batches(&self) -> usize {
+        if self.drop_last {
+            self.order.len() / self.batch_size
+        } else {
+            self.order.len().div_ceil(self.batch_size)
+        }
+    }
+
+    /// The indices of batch `i` (`i < num_batches()`).
+    pub fn batch_indices(&self, i: usize) -> &[usize] {
+        let start = i * self.batch_size;
+        let end = (start + self.batch_size).min(self.order.len());
+        &self.order[start..end]
+    }
+}

@@ -1,0 +1,5 @@
+//! Stateless layers that feed neurons.
+
+mod linear;
+
+pub use linear::Linear;

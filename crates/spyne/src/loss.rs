@@ -1,0 +1,270 @@
+//! SNN losses, named as in snntorch's `functional` module.
+//!
+//! Outputs are `[T, batch, classes]`; targets are class indices. Every loss returns a
+//! one-element tensor and is averaged over the batch.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// Which loss the training loop uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossKind {
+    /// Σ_t CE(U[t], y): cross-entropy on the output membrane at every step, summed (the
+    /// tutorial's loss).
+    CeMembrane,
+    /// Mean over steps of CE(S[t], y).
+    CeRate,
+    /// CE(Σ_t S[t], y).
+    CeCount,
+    /// CE(max_t U[t], y).
+    CeMaxMembrane,
+    /// MSE between spike counts and `T·rate` targets (80 % correct, 20 % incorrect by default).
+    MseCount {
+        /// Target firing rate of the correct class.
+        correct_rate: f32,
+        /// Target firing rate of the other classes.
+        incorrect_rate: f32,
+    },
+    /// Mean over steps of MSE(U[t], on/off targets).
+    MseMembrane {
+        /// Target membrane of the correct class.
+        on_target: f32,
+        /// Target membrane of the other classes.
+        off_target: f32,
+    },
+    /// CE on negated first-spike times (earliest spike wins).
+    CeTemporal,
+    /// MSE between first-spike times and targets (correct at step 0, others at the last).
+    MseTemporal,
+}
+
+impl LossKind {
+    /// Parses `ce-membrane` (default), `ce-rate`, `ce-count`, `ce-max-membrane`, `mse-count`,
+    /// `mse-membrane`, `ce-temporal`, `mse-temporal`.
+    pub fn from_name(name: &str) -> Result<LossKind> {
+        Ok(match name.to_ascii_lowercase().replace('_', "-").as_str() {
+            "ce-membrane" | "ce-mem" => LossKind::CeMembrane,
+            "ce-rate" => LossKind::CeRate,
+            "ce-count" => LossKind::CeCount,
+            "ce-max-membrane" => LossKind::CeMaxMembrane,
+            "mse-count" => LossKind::MseCount {
+                correct_rate: 0.8,
+                incorrect_rate: 0.2,
+            },
+            "mse-membrane" => LossKind::MseMembrane {
+                on_target: 1.0,
+                off_target: 0.0,
+            },
+            "ce-temporal" => LossKind::CeTemporal,
+            "mse-temporal" => LossKind::MseTemporal,
+            other => {
+                return Err(Error::invalid(
+                    "loss",
+                    format!(
+                        "unknown loss '{other}' (expected ce-membrane, ce-rate, ce-count, \
+                         ce-max-membrane, mse-count, mse-membrane, ce-temporal or mse-temporal)"
+                    ),
+                ))
+            }
+        })
+    }
+
+    /// The canonical name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossKind::CeMembrane => "ce-membrane",
+            LossKind::CeRate => "ce-rate",
+            LossKind::CeCount => "ce-count",
+            LossKind::CeMaxMembrane => "ce-max-membrane",
+            LossKind::MseCount { .. } => "mse-count",
+            LossKind::MseMembrane { .. } => "mse-membrane",
+            LossKind::CeTemporal => "ce-temporal",
+            LossKind::MseTemporal => "mse-temporal",
+        }
+    }
+
+    /// Whether the loss reads membranes (otherwise spikes).
+    pub fn uses_membrane(&self) -> bool {
+        matches!(
+            self,
+            LossKind::CeMembrane | LossKind::CeMaxMembrane | LossKind::MseMembrane { .. }
+        )
+    }
+
+    /// Evaluates the loss on spikes and membranes `[T, batch, classes]`.
+    pub fn compute(
+        &self,
+        spikes: Tensor<3>,
+        mems: Tensor<3>,
+        targets: &[usize],
+    ) -> Result<Tensor<1>> {
+        match *self {
+            LossKind::CeMembrane => ce_membrane_loss(mems, targets),
+            LossKind::CeRate => ce_rate_loss(spikes, targets),
+            LossKind::CeCount => ce_count_loss(spikes, targets),
+            LossKind::CeMaxMembrane => ce_max_membrane_loss(mems, targets),
+            LossKind::MseCount {
+                correct_rate,
+                incorrect_rate,
+            } => mse_count_loss(spikes, targets, correct_rate, incorrect_rate),
+            LossKind::MseMembrane {
+                on_target,
+                off_target,
+            } => mse_membrane_loss(mems, targets, on_target, off_target),
+            LossKind::CeTemporal => ce_temporal_loss(spikes, targets),
+            LossKind::MseTemporal => mse_temporal_loss(spikes, targets),
+        }
+    }
+}
+
+/// One-hot `[batch, classes]` with `on` at the target and `off` elsewhere.
+pub fn one_hot(
+    targets: &[usize],
+    classes: usize,
+    on: f32,
+    off: f32,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    let mut v = vec![off; targets.len() * classes];
+    for (i, &y) in targets.iter().enumerate() {
+        if y >= classes {
+            return Err(Error::invalid(
+                "target",
+                format!("class {y} is out of range for {classes} outputs"),
+            ));
+        }
+        v[i * classes + y] = on;
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(v, [targets.len(), classes]),
+        device,
+    ))
+}
+
+fn check(out: &Tensor<3>, targets: &[usize]) -> Result<[usize; 3]> {
+    let dims = out.dims();
+    if dims[1] != targets.len() {
+        return Err(Error::Shape {
+            context: "loss targets vs batch",
+            expected: vec![dims[1]],
+            got: vec![targets.len()],
+        });
+    }
+    Ok(dims)
+}
+
+/// Cross-entropy of `logits` `[batch, classes]` against `targets`, averaged over the batch.
+pub fn cross_entropy(logits: Tensor<2>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [b, c] = logits.dims();
+    let y = one_hot(targets, c, 1.0, 0.0, &logits.device())?;
+    Ok((log_softmax(logits, 1) * y)
+        .sum()
+        .neg()
+        .div_scalar(b as f32))
+}
+
+/// Σ_t CE(U[t], y): the tutorial's loss on the output membrane, summed over steps.
+pub fn ce_membrane_loss(mems: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [_, b, c] = check(&mems, targets)?;
+    // Σ_t −(1/B)·Σ_b log_softmax(U[t, b])·y_b, with the one-hot broadcast over steps.
+    let y = one_hot(targets, c, 1.0, 0.0, &mems.device())?.unsqueeze_dim::<3>(0);
+    Ok((log_softmax(mems, 2) * y).sum().neg().div_scalar(b as f32))
+}
+
+/// snntorch `ce_rate_loss`: the mean over steps of CE(S[t], y).
+pub fn ce_rate_loss(spikes: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [t, _, _] = spikes.dims();
+    Ok(ce_membrane_loss(spikes, targets)?.div_scalar(t as f32))
+}
+
+/// snntorch `ce_count_loss`: CE(Σ_t S[t], y).
+pub fn ce_count_loss(spikes: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [_, b, c] = check(&spikes, targets)?;
+    cross_entropy(spikes.sum_dim(0).reshape([b, c]), targets)
+}
+
+/// snntorch `ce_max_membrane_loss`: CE(max_t U[t], y).
+pub fn ce_max_membrane_loss(mems: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [_, b, c] = check(&mems, targets)?;
+    cross_entropy(mems.max_dim(0).reshape([b, c]), targets)
+}
+
+/// snntorch `mse_count_loss`: MSE between spike counts and `⌊T·rate⌋` targets, divided by T.
+pub fn mse_count_loss(
+    spikes: Tensor<3>,
+    targets: &[usize],
+    correct_rate: f32,
+    incorrect_rate: f32,
+) -> Result<Tensor<1>> {
+    let [t, b, c] = check(&spikes, targets)?;
+    let on = (t as f32 * correct_rate).trunc();
+    let off = (t as f32 * incorrect_rate).trunc();
+    let y = one_hot(targets, c, on, off, &spikes.device())?;
+    let d = spikes.sum_dim(0).reshape([b, c]) - y;
+    Ok((d.clone() * d).mean().div_scalar(t as f32))
+}
+
+/// snntorch `mse_membrane_loss`: the mean over steps of MSE(U[t], targets).
+pub fn mse_membrane_loss(
+    mems: Tensor<3>,
+    targets: &[usize],
+    on_target: f32,
+    off_target: f32,
+) -> Result<Tensor<1>> {
+    let [_, _, c] = check(&mems, targets)?;
+    let y = one_hot(targets, c, on_target, off_target, &mems.device())?.unsqueeze_dim::<3>(0);
+    let d = mems - y;
+    // The mean over (T, B, C) equals (1/T)·Σ_t of the mean over (B, C).
+    Ok((d.clone() * d).mean())
+}
+
+/// First-spike times `[batch, classes]` (0-based; silent outputs read `T − 1`, as in snntorch).
+///
+/// The gradient is snntorch's sign estimator: `∂time/∂S[t] = −1` at the first-spike step.
+pub fn first_spike_times(spikes: Tensor<3>) -> Tensor<2> {
+    let [t, b, c] = spikes.dims();
+    let device = spikes.device();
+    let host = crate::tensor::to_vec(spikes.clone().detach());
+    let mut times = vec![(t - 1) as f32; b * c];
+    let mut mask = vec![0.0f32; t * b * c];
+    for k in 0..b * c {
+        let first = (0..t)
+            .find(|&s| host[s * b * c + k] != 0.0)
+            .unwrap_or(t - 1);
+        times[k] = first as f32;
+        mask[first * b * c + k] = 1.0;
+    }
+    let times = Tensor::<2>::from_data(TensorData::new(times, [b, c]), &device);
+    let mask = Tensor::<3>::from_data(TensorData::new(mask, [t, b, c]), &device);
+    let picked = (spikes * mask).sum_dim(0).reshape([b, c]).neg();
+    times + (picked.clone() - picked.detach())
+}
+
+/// snntorch `ce_temporal_loss` (negate): CE(−first_spike_times, y).
+pub fn ce_temporal_loss(spikes: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    check(&spikes, targets)?;
+    cross_entropy(first_spike_times(spikes).neg(), targets)
+}
+
+/// snntorch `mse_temporal_loss`: MSE(time/T, target/T), with the correct class's target at
+/// step 0 and the others at `T − 1`.
+pub fn mse_temporal_loss(spikes: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [t, _, c] = check(&spikes, targets)?;
+    let device = spikes.device();
+    let y = one_hot(targets, c, 0.0, (t - 1) as f32, &device)?;
+    let d = (first_spike_times(spikes) - y).div_scalar(t as f32);
+    Ok((d.clone() * d).mean())
+}
+
+/// snntorch `l1_rate_sparsity`: `λ·Σ S` over every step, sample and neuron.
+pub fn l1_rate_sparsity(spikes: Tensor<3>, lambda: f32) -> Tensor<1> {
+    spikes.sum().mul_scalar(lambda)
+}
+
+/// Class indices as an `Int` tensor (for APIs that want one).
+pub fn targets_tensor(targets: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = targets.iter().map(|&y| y as i64).collect();
+    Tensor::from_data(TensorData::new(v, [targets.len()]), device)
+}

@@ -1,0 +1,96 @@
+//! What every neuron shares: threshold, surrogate and reset mechanism.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::param::{row, Value};
+use crate::error::{Error, Result};
+use crate::surrogate::{heaviside_tensor, Surrogate};
+
+/// How the membrane is reset after a spike (applied at the next step, as in snntorch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reset {
+    /// Subtract the threshold: `U ← U − θ` (default).
+    #[default]
+    Subtract,
+    /// Reset to zero.
+    Zero,
+    /// No reset.
+    None,
+}
+
+impl Reset {
+    /// Parses `subtract`, `zero` or `none`.
+    pub fn from_name(name: &str) -> Result<Reset> {
+        match name.to_ascii_lowercase().as_str() {
+            "subtract" => Ok(Reset::Subtract),
+            "zero" => Ok(Reset::Zero),
+            "none" => Ok(Reset::None),
+            other => Err(Error::invalid(
+                "reset",
+                format!("unknown reset mechanism '{other}' (expected subtract, zero or none)"),
+            )),
+        }
+    }
+}
+
+/// The spiking part shared by every neuron: threshold θ (scalar or per neuron, optionally
+/// learnable), the surrogate used on the backward pass, and the reset mechanism.
+#[derive(Module, Debug)]
+pub struct SpikeCore {
+    /// Threshold θ, shape `[1]` or `[features]`.
+    pub threshold: Param<Tensor<1>>,
+    /// Surrogate derivative for `∂S/∂U`.
+    #[module(skip)]
+    pub surrogate: Surrogate,
+    /// Reset mechanism.
+    #[module(skip)]
+    pub reset: Reset,
+}
+
+impl SpikeCore {
+    /// Builds the core; `threshold` must be positive and finite.
+    pub fn new(
+        threshold: &Value,
+        learn_threshold: bool,
+        surrogate: Surrogate,
+        reset: Reset,
+        device: &Device,
+    ) -> Result<Self> {
+        threshold.check("threshold", "positive and finite", |v| {
+            v.is_finite() && v > 0.0
+        })?;
+        surrogate.validate()?;
+        Ok(SpikeCore {
+            threshold: threshold.param(learn_threshold, device),
+            surrogate,
+            reset,
+        })
+    }
+
+    /// θ broadcast to `[1, features]`.
+    pub fn threshold_row(&self, features: usize) -> Result<Tensor<2>> {
+        row(&self.threshold, features, "threshold width")
+    }
+
+    /// `r[t] = H(U[t−1] − θ)`, detached: whether the previous step spiked.
+    pub fn reset_signal(&self, prev_mem: &Tensor<2>, theta: &Tensor<2>) -> Tensor<2> {
+        heaviside_tensor((prev_mem.clone() - theta.clone()).detach())
+    }
+
+    /// `S = H(U − θ)` with the surrogate gradient (flowing to U and to a learnable θ).
+    pub fn fire(&self, mem: Tensor<2>, theta: Tensor<2>) -> Tensor<2> {
+        self.surrogate.spike(mem - theta)
+    }
+
+    /// Applies the reset to a freshly computed membrane `base`, the way Lapicque, Synaptic,
+    /// RLeaky and RSynaptic do in snntorch: subtract `r·θ`, or zero the whole new value.
+    pub fn reset_after(&self, base: Tensor<2>, r: Tensor<2>, theta: Tensor<2>) -> Tensor<2> {
+        match self.reset {
+            Reset::Subtract => base - r * theta,
+            Reset::Zero => base.clone() - r * base,
+            Reset::None => base,
+        }
+    }
+}

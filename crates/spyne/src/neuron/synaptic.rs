@@ -1,0 +1,157 @@
+//! The current-based (synaptic conductance) neuron.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::core::{Reset, SpikeCore};
+use super::param::{decay_row, expect_dims, Value};
+use super::{Neuron, NeuronState};
+use crate::error::Result;
+use crate::surrogate::Surrogate;
+
+/// Configuration of a [`Synaptic`] layer (defaults: θ = 1, ATan, subtract reset).
+#[derive(Debug, Clone)]
+pub struct SynapticConfig {
+    /// Synaptic current decay α in `[0, 1]`.
+    pub alpha: Value,
+    /// Membrane decay β in `[0, 1]`.
+    pub beta: Value,
+    /// Threshold θ > 0.
+    pub threshold: Value,
+    /// Surrogate gradient.
+    pub surrogate: Surrogate,
+    /// Reset mechanism.
+    pub reset: Reset,
+    /// Whether α is trained.
+    pub learn_alpha: bool,
+    /// Whether β is trained.
+    pub learn_beta: bool,
+    /// Whether θ is trained.
+    pub learn_threshold: bool,
+}
+
+impl SynapticConfig {
+    /// A config with decays `alpha` (current) and `beta` (membrane) and the defaults.
+    pub fn new(alpha: impl Into<Value>, beta: impl Into<Value>) -> Self {
+        SynapticConfig {
+            alpha: alpha.into(),
+            beta: beta.into(),
+            threshold: Value::Scalar(1.0),
+            surrogate: Surrogate::default(),
+            reset: Reset::Subtract,
+            learn_alpha: false,
+            learn_beta: false,
+            learn_threshold: false,
+        }
+    }
+
+    /// Sets θ.
+    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
+        self.threshold = threshold.into();
+        self
+    }
+
+    /// Sets the surrogate.
+    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
+        self.surrogate = surrogate;
+        self
+    }
+
+    /// Sets the reset mechanism.
+    pub fn with_reset(mut self, reset: Reset) -> Self {
+        self.reset = reset;
+        self
+    }
+
+    /// Chooses which of α, β, θ are trained.
+    pub fn with_learn(mut self, alpha: bool, beta: bool, threshold: bool) -> Self {
+        (self.learn_alpha, self.learn_beta, self.learn_threshold) = (alpha, beta, threshold);
+        self
+    }
+
+    /// Builds the layer; α or β outside `[0, 1]` or θ ≤ 0 is an error.
+    pub fn init(&self, device: &Device) -> Result<Synaptic> {
+        self.alpha
+            .check("alpha", "in [0, 1]", |a| (0.0..=1.0).contains(&a))?;
+        self.beta
+            .check("beta", "in [0, 1]", |b| (0.0..=1.0).contains(&b))?;
+        Ok(Synaptic {
+            alpha: self.alpha.param(self.learn_alpha, device),
+            beta: self.beta.param(self.learn_beta, device),
+            core: SpikeCore::new(
+                &self.threshold,
+                self.learn_threshold,
+                self.surrogate.clone(),
+                self.reset,
+                device,
+            )?,
+        })
+    }
+}
+
+/// Current-based LIF (snntorch `Synaptic`): the input charges a decaying synaptic current,
+/// which charges the membrane.
+///
+/// With `r[t] = H(U[t−1] − θ)` (detached), α and β clamped to `[0, 1]`:
+///
+/// - `I_syn[t] = α·I_syn[t−1] + I[t]`
+/// - `U[t] = β·U[t−1] + I_syn[t] − r[t]·θ` (subtract), `(1 − r[t])·(β·U[t−1] + I_syn[t])`
+///   (zero: the whole new value is cleared; the current is not), or without the reset term
+/// - `S[t] = H(U[t] − θ)`
+#[derive(Module, Debug)]
+pub struct Synaptic {
+    /// Current decay α, `[1]` or `[features]`.
+    pub alpha: Param<Tensor<1>>,
+    /// Membrane decay β, `[1]` or `[features]`.
+    pub beta: Param<Tensor<1>>,
+    /// Threshold, surrogate and reset.
+    pub core: SpikeCore,
+}
+
+/// The state of a [`Synaptic`] layer.
+#[derive(Debug, Clone)]
+pub struct SynapticState {
+    /// Synaptic current, `[batch, features]`.
+    pub syn: Tensor<2>,
+    /// Membrane, `[batch, features]`.
+    pub mem: Tensor<2>,
+}
+
+impl NeuronState for SynapticState {
+    fn mem(&self) -> Tensor<2> {
+        self.mem.clone()
+    }
+
+    fn detach(self) -> Self {
+        SynapticState {
+            syn: self.syn.detach(),
+            mem: self.mem.detach(),
+        }
+    }
+}
+
+impl Neuron for Synaptic {
+    type State = SynapticState;
+
+    fn init_state(&self, batch: usize, features: usize, device: &Device) -> SynapticState {
+        SynapticState {
+            syn: Tensor::zeros([batch, features], device),
+            mem: Tensor::zeros([batch, features], device),
+        }
+    }
+
+    fn step(&self, input: Tensor<2>, state: SynapticState) -> Result<(Tensor<2>, SynapticState)> {
+        let [batch, n] = input.dims();
+        expect_dims(&state.syn, batch, n, "Synaptic current vs input")?;
+        expect_dims(&state.mem, batch, n, "Synaptic membrane vs input")?;
+        let alpha = decay_row(&self.alpha, n, "alpha width")?;
+        let beta = decay_row(&self.beta, n, "beta width")?;
+        let theta = self.core.threshold_row(n)?;
+        let r = self.core.reset_signal(&state.mem, &theta);
+        let syn = state.syn * alpha + input;
+        let base = state.mem * beta + syn.clone();
+        let mem = self.core.reset_after(base, r, theta.clone());
+        let spk = self.core.fire(mem.clone(), theta);
+        Ok((spk, SynapticState { syn, mem }))
+    }
+}

@@ -1,0 +1,93 @@
+//! `metrics.csv` (one row per logged iteration) and `summary.json`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::config::TrainConfig;
+use super::trainer::StepReport;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+
+/// The header of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,iteration,loss,accuracy";
+
+/// Appends iteration rows to `metrics.csv`, flushing every row so that a killed run keeps them.
+pub struct MetricsWriter {
+    out: BufWriter<File>,
+}
+
+impl MetricsWriter {
+    /// Opens `path`; with `append` an existing file is continued (resume), otherwise replaced.
+    /// A resumed run first drops rows past `keep_until` (epoch, iteration), which the resumed
+    /// run is about to repeat.
+    pub fn open(path: &Path, append: bool, keep_until: (usize, usize)) -> Result<Self> {
+        let io = |e| Error::io(format!("opening {}", path.display()), e);
+        if append && path.exists() {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            let mut kept = String::from(METRICS_HEADER);
+            kept.push('\n');
+            for line in text.lines().skip(1) {
+                let mut f = line.split(',');
+                let e: Option<usize> = f.next().and_then(|v| v.parse().ok());
+                let i: Option<usize> = f.next().and_then(|v| v.parse().ok());
+                if let (Some(e), Some(i)) = (e, i) {
+                    if (e, i + 1) <= (keep_until.0 + 1, keep_until.1) || e <= keep_until.0 {
+                        kept.push_str(line);
+                        kept.push('\n');
+                    }
+                }
+            }
+            write_atomic(path, kept.as_bytes())?;
+            let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+            return Ok(MetricsWriter {
+                out: BufWriter::new(file),
+            });
+        }
+        let mut file = File::create(path).map_err(io)?;
+        writeln!(file, "{METRICS_HEADER}").map_err(io)?;
+        Ok(MetricsWriter {
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// Writes one row.
+    pub fn write(&mut self, r: &StepReport) -> Result<()> {
+        writeln!(
+            self.out,
+            "{},{},{:.6},{:.6}",
+            r.epoch, r.iteration, r.loss, r.accuracy
+        )
+        .and_then(|_| self.out.flush())
+        .map_err(|e| Error::io("writing metrics.csv", e))
+    }
+}
+
+/// The contents of `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The run's settings.
+    pub config: TrainConfig,
+    /// Test accuracy (fraction) after each epoch.
+    pub epoch_test_accuracy: Vec<f32>,
+    /// Test accuracy of the final epoch.
+    pub test_accuracy: f32,
+    /// Wall time of training (data loading included, test evaluation excluded).
+    pub train_seconds: f64,
+    /// Training samples per second.
+    pub samples_per_second: f64,
+    /// Worker threads used.
+    pub threads: usize,
+    /// spyne's version.
+    pub version: String,
+}
+
+impl Summary {
+    /// Writes the summary atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("summary serialises");
+        write_atomic(path, &json)
+    }
+}

@@ -1,0 +1,128 @@
+//! The feed-forward SNN of the reference job: Linear → neurons → … → Linear → neurons.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::layer::Linear;
+use crate::neuron::{Cell, LeakyConfig, Neuron, NeuronState, Reset, SynapticConfig};
+use crate::rng::Rng;
+use crate::surrogate::Surrogate;
+
+/// A stack of fully connected layers, each followed by a spiking layer.
+#[derive(Module, Debug)]
+pub struct SpikingMlp {
+    /// The weights, input side first.
+    pub linears: Vec<Linear>,
+    /// The neuron layer after each Linear.
+    pub cells: Vec<Cell>,
+}
+
+/// What a forward pass over a sequence produces.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// Spikes of each layer, `[T, batch, width]`.
+    pub spikes: Vec<Tensor<3>>,
+    /// Membranes of each layer, `[T, batch, width]`.
+    pub mems: Vec<Tensor<3>>,
+}
+
+impl SpikingMlp {
+    /// Builds `sizes[0] → sizes[1] → … ` with one neuron layer per Linear, weights from `rng`.
+    pub fn new(config: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<Self> {
+        let sizes = config.layer_sizes();
+        let surrogate = Surrogate::from_name(&config.surrogate)?;
+        let reset = Reset::from_name(&config.reset)?;
+        let mut linears = Vec::new();
+        let mut cells = Vec::new();
+        for w in sizes.windows(2) {
+            linears.push(Linear::new(w[0], w[1], true, rng, device)?);
+            let cell = match config.neuron.as_str() {
+                "leaky" => Cell::Leaky(
+                    LeakyConfig::new(config.beta)
+                        .with_threshold(config.threshold)
+                        .with_surrogate(surrogate.clone())
+                        .with_reset(reset)
+                        .init(device)?,
+                ),
+                "synaptic" => Cell::Synaptic(
+                    SynapticConfig::new(config.alpha, config.beta)
+                        .with_threshold(config.threshold)
+                        .with_surrogate(surrogate.clone())
+                        .with_reset(reset)
+                        .init(device)?,
+                ),
+                other => {
+                    return Err(Error::invalid(
+                        "neuron",
+                        format!("unknown neuron '{other}' (expected leaky or synaptic)"),
+                    ))
+                }
+            };
+            cells.push(cell);
+        }
+        Ok(SpikingMlp { linears, cells })
+    }
+
+    /// Runs the network over `T` steps of input.
+    ///
+    /// `input` is `[T, batch, features]`; with `static_input` its first step is taken as the
+    /// input of every step and the first Linear runs once (its gradient then sums over steps,
+    /// exactly as if it ran at every step). With `truncate = k > 0` every layer's state is
+    /// detached after each `k` steps (truncated BPTT).
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        static_input: bool,
+        truncate: usize,
+    ) -> Result<Recording> {
+        let [steps, batch, features] = input.dims();
+        let (first_in, _) = self.linears[0].dims();
+        if features != first_in {
+            return Err(Error::Shape {
+                context: "network input width",
+                expected: vec![first_in],
+                got: vec![features],
+            });
+        }
+        let device = input.device();
+        let hoisted = static_input.then(|| {
+            let x0 = input.clone().narrow(0, 0, 1).reshape([batch, features]);
+            self.linears[0].forward(x0)
+        });
+        let mut states: Vec<_> = self
+            .cells
+            .iter()
+            .zip(&self.linears)
+            .map(|(c, l)| c.init_state(batch, l.dims().1, &device))
+            .collect();
+        let layers = self.cells.len();
+        let mut spikes = vec![Vec::with_capacity(steps); layers];
+        let mut mems = vec![Vec::with_capacity(steps); layers];
+        for t in 0..steps {
+            if truncate > 0 && t > 0 && t % truncate == 0 {
+                states = states.into_iter().map(NeuronState::detach).collect();
+            }
+            let mut x = match &hoisted {
+                Some(c) => c.clone(),
+                None => self.linears[0]
+                    .forward(input.clone().narrow(0, t, 1).reshape([batch, features])),
+            };
+            for (l, cell) in self.cells.iter().enumerate() {
+                if l > 0 {
+                    x = self.linears[l].forward(x);
+                }
+                let (spk, next) = cell.step(x, states[l].clone())?;
+                mems[l].push(next.mem());
+                spikes[l].push(spk.clone());
+                states[l] = next;
+                x = spk;
+            }
+        }
+        Ok(Recording {
+            spikes: spikes.into_iter().map(|s| Tensor::stack(s, 0)).collect(),
+            mems: mems.into_iter().map(|m| Tensor::stack(m, 0)).collect(),
+        })
+    }
+}
