@@ -160,7 +160,7 @@ pub fn latency_times(data: &[f32], steps: usize, o: &LatencyOptions) -> Result<V
             format!("latency threshold {} must be in (0, 1)", o.threshold),
         ));
     }
-    if !(o.tau > 0.0) {
+    if o.tau.is_nan() || o.tau <= 0.0 {
         return Err(Error::invalid(
             "tau",
             format!("latency tau {} must be positive", o.tau),

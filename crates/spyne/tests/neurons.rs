@@ -286,7 +286,7 @@ fn multi_equals_single<N: Neuron + std::fmt::Debug>(n: &N) {
     assert_eq!(v(seq.spikes.clone()), s, "{n:?}");
     assert_eq!(v(seq.mems), m, "{n:?}");
     assert!(
-        v(seq.spikes).iter().any(|&x| x == 1.0),
+        v(seq.spikes).contains(&1.0),
         "the test input should make neurons fire"
     );
 }

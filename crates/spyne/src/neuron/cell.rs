@@ -16,6 +16,8 @@ pub enum Cell {
 }
 
 /// The state of a [`Cell`].
+// States move by value at every step; boxing the larger variant would allocate per step.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CellState {
     /// State of a Leaky layer.
