@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 /// The environment variable naming a directory that holds the four MNIST files.
 pub const DATA_ENV: &str = "SPYNE_DATA";
 
+/// Set (non-empty) to forbid downloads: a missing data set is then an error at once.
+pub const OFFLINE_ENV: &str = "SPYNE_OFFLINE";
+
 /// One of the four MNIST files, with the SHA-256 of its decompressed contents.
 #[derive(Debug, Clone, Copy)]
 pub struct MnistFile {
@@ -162,7 +165,7 @@ impl Mnist {
 
 /// Finds a directory holding MNIST, in this order: `explicit` (a `--data` flag), the
 /// `SPYNE_DATA` environment variable, then the cache directory, downloading into the cache
-/// when it is empty and the `download` feature is on. An explicit directory or variable that
+/// when it is empty, the `download` feature is on and `SPYNE_OFFLINE` is not set. An explicit directory or variable that
 /// lacks the files is an error, not a reason to look elsewhere.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = explicit {
@@ -179,6 +182,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     })?;
     if missing_files(&cache).is_empty() {
         return Ok(cache);
+    }
+    if std::env::var_os(OFFLINE_ENV).is_some_and(|v| !v.is_empty()) {
+        return Err(no_data_error(&cache, &format!("{OFFLINE_ENV} is set")));
     }
     download(&cache)?;
     Ok(cache)

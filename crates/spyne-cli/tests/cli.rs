@@ -1,0 +1,235 @@
+//! The `spyne` binary end to end, on a synthetic data set written by the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(tag: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("spyne-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Tmp(p)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spyne(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spyne"));
+    c.args(args)
+        .env_remove("SPYNE_DATA")
+        .env("SPYNE_OFFLINE", "1");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// 4×4 images whose class (0–2) is the brightness pattern.
+fn write_data(dir: &Path) {
+    use spyne::data::idx::encode_idx;
+    let mut rng = spyne::rng::Rng::new(5);
+    for (prefix, n) in [("train", 200usize), ("t10k", 60)] {
+        let (mut img, mut lab) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let y = rng.below(3);
+            img.extend((0..16).map(|p| if p % 3 == y { 220u8 } else { 10 }));
+            lab.push(y as u8);
+        }
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            gz(&encode_idx(&[n, 4, 4], &img)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            gz(&encode_idx(&[n], &lab)),
+        )
+        .unwrap();
+    }
+}
+
+const TINY: &str =
+    "inputs = 16\nhidden = [12]\noutputs = 3\nbatch_size = 20\nsteps = 5\nlr = 0.005\n";
+
+#[test]
+fn train_resume_and_eval() {
+    let tmp = Tmp::new("train");
+    let data = tmp.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_data(&data);
+    let cfg = tmp.0.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = tmp.0.join("run");
+    let (d, c, o) = (
+        data.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+
+    let r = spyne(
+        &[
+            "train", "--config", c, "--data", d, "--out", o, "--seed", "1", "--quiet",
+        ],
+        &[],
+    );
+    let (stdout, stderr) = text(&r);
+    assert!(r.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("test accuracy: ") && last.ends_with('%'),
+        "{last}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "epoch,iteration,loss,accuracy");
+    assert_eq!(csv.lines().count(), 1 + 10, "one row per iteration");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["hidden"], serde_json::json!([12]));
+    assert_eq!(summary["config"]["seed"], 1);
+    assert!(summary["test_accuracy"].as_f64().unwrap() > 0.5);
+    assert!(out.join("checkpoint/model.safetensors").is_file());
+
+    // Resume to a second epoch: the metrics gain the second epoch's rows.
+    let r = spyne(
+        &[
+            "train", "--resume", o, "--epochs", "2", "--data", d, "--quiet",
+        ],
+        &[],
+    );
+    assert!(r.status.success(), "{:?}", text(&r));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 20);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["epoch_test_accuracy"].as_array().unwrap().len(), 2);
+
+    let r = spyne(&["eval", "--model", o, "--data", d], &[]);
+    let (stdout, _) = text(&r);
+    assert!(r.status.success());
+    let acc = summary["test_accuracy"].as_f64().unwrap() * 100.0;
+    assert_eq!(stdout.trim(), format!("test accuracy: {acc:.2}%"));
+
+    // Settings cannot change under --resume.
+    let r = spyne(&["train", "--resume", o, "--lr", "0.1", "--data", d], &[]);
+    assert!(!r.status.success());
+    assert!(text(&r).1.contains("--resume"), "{:?}", text(&r));
+}
+
+#[test]
+fn bad_values_fail_early_with_one_clear_sentence() {
+    let tmp = Tmp::new("bad");
+    for (args, needle) in [
+        (vec!["train", "--beta", "1.5"], "beta"),
+        (vec!["train", "--surrogate", "tanh"], "unknown surrogate"),
+        (vec!["train", "--batch-size", "0"], "batch_size"),
+        (vec!["train", "--encoding", "morse"], "unknown encoding"),
+    ] {
+        let mut a = args.clone();
+        let o = tmp.0.join("never");
+        a.extend(["--out", o.to_str().unwrap(), "--data", "/nonexistent"]);
+        let r = spyne(&a, &[]);
+        let (_, stderr) = text(&r);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!o.exists(), "nothing is written before validation");
+    }
+}
+
+#[test]
+fn missing_data_explains_how_to_point_at_it() {
+    let tmp = Tmp::new("nodata");
+    let r = spyne(
+        &["train", "--out", tmp.0.join("o").to_str().unwrap()],
+        &[("XDG_CACHE_HOME", &tmp.0)],
+    );
+    let (_, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        stderr.contains("--data DIR") && stderr.contains("SPYNE_DATA"),
+        "{stderr}"
+    );
+    let r = spyne(&["train", "--data", tmp.0.to_str().unwrap()], &[]);
+    assert!(
+        text(&r).1.contains("train-images-idx3-ubyte"),
+        "{:?}",
+        text(&r)
+    );
+}
+
+#[test]
+fn malformed_data_is_reported_with_the_file() {
+    let tmp = Tmp::new("malformed");
+    write_data(&tmp.0);
+    std::fs::write(
+        tmp.0.join("t10k-labels-idx1-ubyte.gz"),
+        gz(&[0, 0, 8, 1, 0, 0, 0, 60, 1, 2]),
+    )
+    .unwrap();
+    let r = spyne(
+        &[
+            "eval",
+            "--model",
+            "/nonexistent",
+            "--data",
+            tmp.0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let r2 = spyne(
+        &[
+            "train",
+            "--config",
+            "/nonexistent.toml",
+            "--data",
+            tmp.0.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(text(&r2).1.contains("/nonexistent.toml"));
+    let cfg = tmp.0.join("t.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let r = spyne(
+        &[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+            tmp.0.to_str().unwrap(),
+            "--out",
+            tmp.0.join("o").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (_, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        stderr.contains("t10k-labels-idx1-ubyte.gz") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+}
