@@ -1,5 +1,7 @@
 //! `spyne`: train and evaluate spiking neural networks from the command line.
 
+mod alloc;
+mod bench;
 mod eval;
 mod threads;
 mod train;
@@ -23,13 +25,17 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Print the test accuracy of a saved model.
     Eval(eval::EvalArgs),
+    /// Time the reference training iteration; prints one JSON line.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
+    alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -30,6 +30,7 @@ pub mod data;
 pub mod decode;
 pub mod error;
 pub mod fsutil;
+pub mod kernel;
 pub mod layer;
 pub mod loss;
 pub mod neuron;

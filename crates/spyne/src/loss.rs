@@ -4,7 +4,7 @@
 //! one-element tensor and is averaged over the batch.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
@@ -261,10 +261,4 @@ pub fn mse_temporal_loss(spikes: Tensor<3>, targets: &[usize]) -> Result<Tensor<
 /// snntorch `l1_rate_sparsity`: `λ·Σ S` over every step, sample and neuron.
 pub fn l1_rate_sparsity(spikes: Tensor<3>, lambda: f32) -> Tensor<1> {
     spikes.sum().mul_scalar(lambda)
-}
-
-/// Class indices as an `Int` tensor (for APIs that want one).
-pub fn targets_tensor(targets: &[usize], device: &Device) -> Tensor<1, Int> {
-    let v: Vec<i64> = targets.iter().map(|&y| y as i64).collect();
-    Tensor::from_data(TensorData::new(v, [targets.len()]), device)
 }

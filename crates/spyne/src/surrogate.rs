@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct CustomSurrogate {
     name: String,
-    derivative: Arc<dyn Fn(f32) -> f32 + Send + Sync>,
+    pub(crate) derivative: Arc<dyn Fn(f32) -> f32 + Send + Sync>,
 }
 
 impl CustomSurrogate {
@@ -44,6 +44,74 @@ impl fmt::Debug for CustomSurrogate {
         write!(f, "Custom({})", self.name)
     }
 }
+
+/// Surrogates as const-generic codes with up to two parameters, for kernels that compile
+/// one loop per surrogate with the formula inlined ([`eval`] holds the formulas).
+pub(crate) mod code {
+    pub const SPIKE_OPERATOR: u8 = 0;
+    pub const ATAN: u8 = 1;
+    pub const FAST_SIGMOID: u8 = 2;
+    pub const SIGMOID: u8 = 3;
+    pub const STRAIGHT_THROUGH: u8 = 4;
+    pub const TRIANGULAR: u8 = 5;
+    pub const SPIKE_RATE_ESCAPE: u8 = 6;
+    pub const CUSTOM: u8 = 7;
+}
+
+/// A custom derivative, or a stand-in for the built-ins (never called for them).
+pub(crate) type DerivativeRef<'a> = &'a (dyn Fn(f32) -> f32 + Send + Sync);
+
+/// `∂S̃/∂U` at `x = U − θ` for the surrogate with code `SG` and parameters `k`.
+/// The one place where the formulas live.
+#[inline(always)]
+pub(crate) fn eval<const SG: u8>(k: [f32; 2], custom: DerivativeRef, x: f32) -> f32 {
+    match SG {
+        code::SPIKE_OPERATOR => heaviside(x),
+        code::ATAN => {
+            // k = [π/2·α, α/2]
+            let z = k[0] * x;
+            k[1] / (1.0 + z * z)
+        }
+        code::FAST_SIGMOID => {
+            let d = k[0] * x.abs() + 1.0;
+            1.0 / (d * d)
+        }
+        code::SIGMOID => {
+            // Written with e^{−k|x|} so that large |x| cannot overflow; the function is even.
+            let e = (-k[0] * x.abs()).exp();
+            k[0] * e / ((1.0 + e) * (1.0 + e))
+        }
+        code::STRAIGHT_THROUGH => 1.0,
+        code::TRIANGULAR => (1.0 - x.abs() / k[0]).max(0.0) / k[0],
+        code::SPIKE_RATE_ESCAPE => k[1] * (-k[0] * (x - 1.0).abs()).exp(),
+        _ => custom(x),
+    }
+}
+
+fn no_custom(_: f32) -> f32 {
+    unreachable!("built-in surrogates have no custom derivative")
+}
+
+/// Calls `$go::<…, SG>(args)` with `SG` the surrogate's code (the const generic comes last).
+macro_rules! with_surrogate_code {
+    ($s:expr, $go:ident ( $($arg:expr),* )) => {
+        with_surrogate_code!($s, $go::<>($($arg),*))
+    };
+    ($s:expr, $go:ident :: < $($g:ident),* > ( $($arg:expr),* )) => {{
+        use $crate::surrogate::code::*;
+        match $s.code().0 {
+            SPIKE_OPERATOR => $go::<$($g,)* SPIKE_OPERATOR>($($arg),*),
+            ATAN => $go::<$($g,)* ATAN>($($arg),*),
+            FAST_SIGMOID => $go::<$($g,)* FAST_SIGMOID>($($arg),*),
+            SIGMOID => $go::<$($g,)* SIGMOID>($($arg),*),
+            STRAIGHT_THROUGH => $go::<$($g,)* STRAIGHT_THROUGH>($($arg),*),
+            TRIANGULAR => $go::<$($g,)* TRIANGULAR>($($arg),*),
+            SPIKE_RATE_ESCAPE => $go::<$($g,)* SPIKE_RATE_ESCAPE>($($arg),*),
+            _ => $go::<$($g,)* CUSTOM>($($arg),*),
+        }
+    }};
+}
+pub(crate) use with_surrogate_code;
 
 /// The derivative used for `∂S/∂U` on the backward pass. [`Surrogate::default`] is ATan(α=2).
 #[derive(Debug, Clone)]
@@ -191,25 +259,29 @@ impl Surrogate {
 
     /// `∂S̃/∂U` at one point `x = U − θ`.
     pub fn derivative(&self, x: f32) -> f32 {
+        let (k, custom) = (self.code().1, self.custom_derivative());
+        with_surrogate_code!(self, eval(k, custom, x))
+    }
+
+    /// The code and parameters that [`eval`] takes.
+    pub(crate) fn code(&self) -> (u8, [f32; 2]) {
+        match *self {
+            Surrogate::SpikeOperator => (code::SPIKE_OPERATOR, [0.0; 2]),
+            Surrogate::ATan { alpha } => (code::ATAN, [PI / 2.0 * alpha, alpha / 2.0]),
+            Surrogate::FastSigmoid { slope } => (code::FAST_SIGMOID, [slope, 0.0]),
+            Surrogate::Sigmoid { slope } => (code::SIGMOID, [slope, 0.0]),
+            Surrogate::StraightThrough => (code::STRAIGHT_THROUGH, [0.0; 2]),
+            Surrogate::Triangular { width } => (code::TRIANGULAR, [width, 0.0]),
+            Surrogate::SpikeRateEscape { beta, slope } => (code::SPIKE_RATE_ESCAPE, [beta, slope]),
+            Surrogate::Custom(_) => (code::CUSTOM, [0.0; 2]),
+        }
+    }
+
+    /// The user's derivative for a custom surrogate, a placeholder for the others.
+    pub(crate) fn custom_derivative(&self) -> DerivativeRef<'_> {
         match self {
-            Surrogate::SpikeOperator => heaviside(x),
-            Surrogate::ATan { alpha } => {
-                let z = PI / 2.0 * alpha * x;
-                alpha / 2.0 / (1.0 + z * z)
-            }
-            Surrogate::FastSigmoid { slope } => {
-                let d = slope * x.abs() + 1.0;
-                1.0 / (d * d)
-            }
-            Surrogate::Sigmoid { slope } => {
-                // Written with e^{−k|x|} so that large |x| cannot overflow; the function is even.
-                let e = (-slope * x.abs()).exp();
-                slope * e / ((1.0 + e) * (1.0 + e))
-            }
-            Surrogate::StraightThrough => 1.0,
-            Surrogate::Triangular { width } => (1.0 - x.abs() / width).max(0.0) / width,
-            Surrogate::SpikeRateEscape { beta, slope } => slope * (-beta * (x - 1.0).abs()).exp(),
-            Surrogate::Custom(c) => (c.derivative)(x),
+            Surrogate::Custom(c) => &*c.derivative,
+            _ => &no_custom,
         }
     }
 

@@ -97,6 +97,14 @@ impl Linear {
         }
     }
 
+    /// Adds the bias (if any) to currents `[T, batch, out]` computed elsewhere.
+    pub fn add_bias(&self, current: Tensor<3>) -> Tensor<3> {
+        match &self.bias {
+            Some(b) => current + b.val().unsqueeze_dims::<3>(&[0, 1]),
+            None => current,
+        }
+    }
+
     /// `[T, batch, in] → [T, batch, out]`, as one `[T·batch, in]` product.
     pub fn forward_seq(&self, x: Tensor<3>) -> Tensor<3> {
         let [t, b, i] = x.dims();

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::{Leaky, LeakyState, Neuron, NeuronState, Synaptic, SynapticState};
+use super::{Fused, Leaky, LeakyState, Neuron, NeuronState, Synaptic, SynapticState};
 use crate::error::{Error, Result};
 
 /// One of the feed-forward neuron layers, picked by name.
@@ -64,6 +64,32 @@ impl Neuron for Cell {
                 "state",
                 "the state belongs to a different kind of neuron layer",
             )),
+        }
+    }
+
+    fn fused(
+        &self,
+        input: Tensor<3>,
+        static_input: bool,
+        steps: usize,
+        mems: bool,
+    ) -> Option<Result<Fused>> {
+        match self {
+            Cell::Leaky(n) => n.fused(input, static_input, steps, mems),
+            Cell::Synaptic(n) => n.fused(input, static_input, steps, mems),
+        }
+    }
+
+    fn fused_linear(
+        &self,
+        input: Tensor<3>,
+        static_input: bool,
+        steps: usize,
+        weight: Tensor<2>,
+    ) -> Option<Result<Tensor<3>>> {
+        match self {
+            Cell::Leaky(n) => n.fused_linear(input, static_input, steps, weight),
+            Cell::Synaptic(n) => n.fused_linear(input, static_input, steps, weight),
         }
     }
 }

@@ -50,7 +50,10 @@ impl LapicqueConfig {
             beta: None,
             r: Some(r),
             c: Some(c),
-            ..LapicqueConfig::from_beta(0.5)
+            time_step: 1.0,
+            threshold: Value::Scalar(1.0),
+            surrogate: Surrogate::default(),
+            reset: Reset::Subtract,
         }
     }
 

@@ -35,7 +35,8 @@ pub use self::synaptic::{Synaptic, SynapticConfig, SynapticState};
 
 use burn::tensor::{Device, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::kernel::{self, LifKind, LifSpec};
 
 /// The evolving state of a neuron layer: membranes (and currents, spikes where the model has
 /// them), one row per sample.
@@ -57,4 +58,107 @@ pub trait Neuron {
     /// One time step: `input` is the current `I[t]`, `[batch, features]`; returns the spikes
     /// `S[t]` and the new state. Shapes that disagree are an [`crate::Error::Shape`].
     fn step(&self, input: Tensor<2>, state: Self::State) -> Result<(Tensor<2>, Self::State)>;
+
+    /// The whole sequence from rest through a fused kernel ([`crate::kernel`]), when one
+    /// covers this layer on `input`'s device; `None` otherwise (then step instead).
+    ///
+    /// `input` is `[T, batch, features]`, or `[1, batch, features]` applied at each of
+    /// `steps` steps when `static_input`. Returns the spikes `[steps, batch, features]` and,
+    /// when `mems` is set, the membranes. Gradients equal the step-by-step path's.
+    fn fused(
+        &self,
+        input: Tensor<3>,
+        static_input: bool,
+        steps: usize,
+        mems: bool,
+    ) -> Option<Result<Fused>> {
+        let _ = (input, static_input, steps, mems);
+        None
+    }
+
+    /// Like [`Neuron::fused`], followed by a Linear layer `weight` (`[features, M]`, no bias)
+    /// in the same op: returns the next layer's currents `[steps, batch, M]`, without
+    /// materialising this layer's spikes. `None` where no fused kernel covers the layer.
+    fn fused_linear(
+        &self,
+        input: Tensor<3>,
+        static_input: bool,
+        steps: usize,
+        weight: Tensor<2>,
+    ) -> Option<Result<Tensor<3>>> {
+        let _ = (input, static_input, steps, weight);
+        None
+    }
+}
+
+/// Spikes and (when asked for) membranes of a fused sequence, `[T, batch, features]`.
+pub type Fused = (Tensor<3>, Option<Tensor<3>>);
+
+/// What a fused call runs: the input, the packed parameters and the spec.
+type FusedCall = (Tensor<3>, Tensor<2>, LifSpec);
+
+/// Shared by the neurons with a fused kernel: checks shapes and packs the parameter rows
+/// (`[1, N]` each, broadcast from scalars). `None` off the Flex backend.
+fn fused_call(
+    core: &SpikeCore,
+    kind: LifKind,
+    rows: impl FnOnce() -> Result<Vec<Tensor<2>>>,
+    input: Tensor<3>,
+    static_input: bool,
+    steps: usize,
+) -> Option<Result<FusedCall>> {
+    if !kernel::supports(&input.device()) {
+        return None;
+    }
+    let [t, batch, features] = input.dims();
+    if steps == 0 || (static_input && t != 1) || (!static_input && t != steps) {
+        return Some(Err(Error::Shape {
+            context: "fused sequence input steps",
+            expected: vec![if static_input { 1 } else { steps }, batch, features],
+            got: vec![t, batch, features],
+        }));
+    }
+    let params = match rows() {
+        Ok(rows) => Tensor::cat(
+            rows.into_iter().map(|r| r.expand([1, features])).collect(),
+            0,
+        ),
+        Err(e) => return Some(Err(e)),
+    };
+    let spec = LifSpec {
+        kind,
+        reset: core.reset,
+        surrogate: core.surrogate.clone(),
+        steps,
+        batch,
+        features,
+        static_input,
+        mems: false,
+    };
+    Some(Ok((input, params, spec)))
+}
+
+/// [`Neuron::fused`] for the neurons that have a kernel.
+fn fused_lif(call: Option<Result<FusedCall>>, mems: bool) -> Option<Result<Fused>> {
+    Some(call?.map(|(input, params, spec)| {
+        kernel::fused_sequence(input, params, LifSpec { mems, ..spec })
+    }))
+}
+
+/// [`Neuron::fused_linear`] for the neurons that have a kernel.
+fn fused_lif_linear(
+    call: Option<Result<FusedCall>>,
+    weight: Tensor<2>,
+) -> Option<Result<Tensor<3>>> {
+    Some(call?.and_then(|(input, params, spec)| {
+        let [n, _] = weight.dims();
+        if n != spec.features {
+            return Err(Error::Shape {
+                context: "fused Linear weight rows vs layer width",
+                expected: vec![spec.features],
+                got: vec![n],
+            });
+        }
+        Ok(kernel::fused_sequence_linear(input, params, weight, spec))
+    }))
 }

@@ -21,20 +21,19 @@ pub struct MetricsWriter {
 
 impl MetricsWriter {
     /// Opens `path`; with `append` an existing file is continued (resume), otherwise replaced.
-    /// A resumed run first drops rows past `keep_until` (epoch, iteration), which the resumed
-    /// run is about to repeat.
-    pub fn open(path: &Path, append: bool, keep_until: (usize, usize)) -> Result<Self> {
+    /// A resumed run first drops the rows its checkpoint does not cover: `done` is the
+    /// checkpoint's (completed epochs, completed iterations of the next epoch), and the run is
+    /// about to repeat everything after it.
+    pub fn open(path: &Path, append: bool, done: (usize, usize)) -> Result<Self> {
         let io = |e| Error::io(format!("opening {}", path.display()), e);
         if append && path.exists() {
             let text = std::fs::read_to_string(path).map_err(io)?;
-            let mut kept = String::from(METRICS_HEADER);
-            kept.push('\n');
+            let mut kept = format!("{METRICS_HEADER}\n");
             for line in text.lines().skip(1) {
-                let mut f = line.split(',');
-                let e: Option<usize> = f.next().and_then(|v| v.parse().ok());
-                let i: Option<usize> = f.next().and_then(|v| v.parse().ok());
-                if let (Some(e), Some(i)) = (e, i) {
-                    if (e, i + 1) <= (keep_until.0 + 1, keep_until.1) || e <= keep_until.0 {
+                let mut fields = line.split(',').map(|f| f.parse::<usize>().ok());
+                // Rows hold the epoch from 1 and the iteration from 0.
+                if let (Some(Some(epoch)), Some(Some(iteration))) = (fields.next(), fields.next()) {
+                    if epoch <= done.0 || (epoch == done.0 + 1 && iteration < done.1) {
                         kept.push_str(line);
                         kept.push('\n');
                     }

@@ -17,15 +17,41 @@ pub struct SpikingMlp {
     pub linears: Vec<Linear>,
     /// The neuron layer after each Linear.
     pub cells: Vec<Cell>,
+    /// Use the fused kernels where they apply (Flex device, full BPTT); `false` forces the
+    /// step-by-step path, e.g. to record hidden membranes or to compare the two.
+    #[module(skip)]
+    pub fused: bool,
 }
 
 /// What a forward pass over a sequence produces.
 #[derive(Debug, Clone)]
 pub struct Recording {
-    /// Spikes of each layer, `[T, batch, width]`.
-    pub spikes: Vec<Tensor<3>>,
-    /// Membranes of each layer, `[T, batch, width]`.
-    pub mems: Vec<Tensor<3>>,
+    /// Spikes of each layer, `[T, batch, width]`. The fused path never materialises a hidden
+    /// layer's spikes (they go straight into the next layer's currents): those are `None`.
+    pub spikes: Vec<Option<Tensor<3>>>,
+    /// Membranes of each layer, `[T, batch, width]`; the fused path computes only the output
+    /// layer's (hidden entries are then `None`).
+    pub mems: Vec<Option<Tensor<3>>>,
+}
+
+impl Recording {
+    /// The output layer's spikes.
+    pub fn output_spikes(&self) -> Tensor<3> {
+        self.spikes
+            .last()
+            .cloned()
+            .flatten()
+            .expect("the output spikes are always recorded")
+    }
+
+    /// The output layer's membranes.
+    pub fn output_mems(&self) -> Tensor<3> {
+        self.mems
+            .last()
+            .cloned()
+            .flatten()
+            .expect("the output membranes are always recorded")
+    }
 }
 
 impl SpikingMlp {
@@ -62,7 +88,11 @@ impl SpikingMlp {
             };
             cells.push(cell);
         }
-        Ok(SpikingMlp { linears, cells })
+        Ok(SpikingMlp {
+            linears,
+            cells,
+            fused: true,
+        })
     }
 
     /// Runs the network over `T` steps of input.
@@ -85,6 +115,11 @@ impl SpikingMlp {
                 expected: vec![first_in],
                 got: vec![features],
             });
+        }
+        if self.fused && truncate == 0 {
+            if let Some(rec) = self.forward_fused(input.clone(), static_input) {
+                return rec;
+            }
         }
         let device = input.device();
         let hoisted = static_input.then(|| {
@@ -121,8 +156,45 @@ impl SpikingMlp {
             }
         }
         Ok(Recording {
-            spikes: spikes.into_iter().map(|s| Tensor::stack(s, 0)).collect(),
-            mems: mems.into_iter().map(|m| Tensor::stack(m, 0)).collect(),
+            spikes: spikes
+                .into_iter()
+                .map(|s| Some(Tensor::stack(s, 0)))
+                .collect(),
+            mems: mems
+                .into_iter()
+                .map(|m| Some(Tensor::stack(m, 0)))
+                .collect(),
         })
+    }
+
+    /// The fast path: each hidden neuron layer and the Linear layer after it run as one
+    /// fused op (its spikes never materialise), the output layer as another; the first Linear
+    /// runs once on a static input. `None` when a layer has no fused kernel here.
+    fn forward_fused(&self, input: Tensor<3>, static_input: bool) -> Option<Result<Recording>> {
+        let [steps, batch, features] = input.dims();
+        let mut x = if static_input {
+            let x0 = input.narrow(0, 0, 1).reshape([batch, features]);
+            let c = self.linears[0].forward(x0);
+            let width = c.dims()[1];
+            c.reshape([1, batch, width])
+        } else {
+            self.linears[0].forward_seq(input)
+        };
+        let last = self.cells.len() - 1;
+        let (mut spikes, mut mems) = (vec![None; last], vec![None; last]);
+        for (l, cell) in self.cells[..last].iter().enumerate() {
+            let next = &self.linears[l + 1];
+            x = match cell.fused_linear(x, static_input && l == 0, steps, next.weight.val())? {
+                Ok(current) => next.add_bias(current),
+                Err(e) => return Some(Err(e)),
+            };
+        }
+        let (spk, mem) = match self.cells[last].fused(x, static_input && last == 0, steps, true)? {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+        spikes.push(Some(spk));
+        mems.push(mem);
+        Some(Ok(Recording { spikes, mems }))
     }
 }

@@ -133,8 +133,7 @@ impl Trainer {
         let rec = self
             .model
             .forward(input, self.encoding.is_static(), self.config.tbptt)?;
-        let spikes = rec.spikes.last().cloned().expect("at least one layer");
-        let mems = rec.mems.last().cloned().expect("at least one layer");
+        let (spikes, mems) = (rec.output_spikes(), rec.output_mems());
         let loss = self.loss.compute(spikes.clone(), mems, &batch.labels)?;
         let loss_value = scalar(loss.clone());
         if !loss_value.is_finite() {
@@ -361,7 +360,7 @@ pub fn evaluate(
         let mut rng = Rng::new(mix(config.seed, u64::MAX - 1, i as u64));
         let input = encoding.encode(&batch.images, batch.len(), config.steps, &mut rng, &device)?;
         let rec = model.forward(input, encoding.is_static(), 0)?;
-        let spikes = rec.spikes.last().cloned().expect("at least one layer");
+        let spikes = rec.output_spikes();
         let pred = if matches!(loss, LossKind::CeTemporal | LossKind::MseTemporal) {
             predict_latency(spikes)
         } else {

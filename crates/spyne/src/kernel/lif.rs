@@ -1,0 +1,549 @@
+//! The fused CPU kernels: a Leaky or Synaptic layer over a whole sequence, forward and
+//! backward, on plain `f32` slices.
+//!
+//! Rows of the batch are independent, so both passes split the batch across rayon's pool.
+//! The arithmetic follows the composed path operation for operation (same order, no fused
+//! multiply-add), so the forward values are bit-identical to it.
+
+use rayon::prelude::*;
+
+use crate::neuron::Reset;
+use crate::surrogate::{eval, with_surrogate_code, DerivativeRef, Surrogate};
+
+/// Which neuron a fused kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifKind {
+    /// `U[t] = β·U[t−1] + I[t]` (+ reset); parameters rows `[β, θ]`.
+    Leaky,
+    /// `I_syn[t] = α·I_syn[t−1] + I[t]`, `U[t] = β·U[t−1] + I_syn[t]` (+ reset); parameter
+    /// rows `[α, β, θ]`.
+    Synaptic,
+}
+
+impl LifKind {
+    /// Parameter rows the kernel reads (`[β, θ]` or `[α, β, θ]`).
+    pub fn param_rows(self) -> usize {
+        match self {
+            LifKind::Leaky => 2,
+            LifKind::Synaptic => 3,
+        }
+    }
+}
+
+/// The shape and settings of one fused call.
+#[derive(Debug, Clone)]
+pub struct LifSpec {
+    /// Neuron model.
+    pub kind: LifKind,
+    /// Reset mechanism.
+    pub reset: Reset,
+    /// Surrogate for `∂S/∂U`.
+    pub surrogate: Surrogate,
+    /// Time steps.
+    pub steps: usize,
+    /// Batch rows.
+    pub batch: usize,
+    /// Neurons per row.
+    pub features: usize,
+    /// The input is one `[batch, features]` current applied at every step.
+    pub static_input: bool,
+    /// Also output the membranes (after the spikes, as `[2·T, batch, features]`).
+    pub mems: bool,
+}
+
+/// Rows per parallel task: fixed, so sums over tasks add in the same order on any pool.
+pub(super) const ROWS_PER_TASK: usize = 4;
+
+/// Parameter rows, each of length `features` (`alpha` empty for Leaky).
+#[derive(Clone, Copy)]
+pub(super) struct Params<'a> {
+    pub(super) alpha: &'a [f32],
+    pub(super) beta: &'a [f32],
+    pub(super) theta: &'a [f32],
+}
+
+pub(super) fn split_params<'a>(spec: &LifSpec, params: &'a [f32]) -> Params<'a> {
+    let n = spec.features;
+    match spec.kind {
+        LifKind::Leaky => Params {
+            alpha: &[],
+            beta: &params[..n],
+            theta: &params[n..2 * n],
+        },
+        LifKind::Synaptic => Params {
+            alpha: &params[..n],
+            beta: &params[n..2 * n],
+            theta: &params[2 * n..3 * n],
+        },
+    }
+}
+
+/// `H(x)`: 1 where `x > 0`.
+#[inline(always)]
+pub(super) fn step(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The emitted spike: like [`step`], but a NaN membrane gives a NaN spike, so that a NaN
+/// reaches the loss (and is reported) instead of reading as silence.
+#[inline(always)]
+pub(super) fn spike(x: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        step(x)
+    }
+}
+
+/// A raw pointer that may cross threads: each task writes a disjoint set of elements.
+#[derive(Clone, Copy)]
+pub(super) struct Shared(pub(super) *mut f32);
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// Reset mechanisms as const-generic codes, so that each kernel instance is branch-free.
+pub(super) const SUB: u8 = 0;
+pub(super) const ZERO: u8 = 1;
+pub(super) const NONE: u8 = 2;
+
+pub(super) fn reset_code(r: Reset) -> u8 {
+    match r {
+        Reset::Subtract => SUB,
+        Reset::Zero => ZERO,
+        Reset::None => NONE,
+    }
+}
+
+/// Calls `$go::<SYN, RESET>(…)` for the spec's neuron and reset.
+macro_rules! monomorphize {
+    ($spec:expr, $go:ident ( $($arg:expr),* )) => {
+        match ($spec.kind, reset_code($spec.reset)) {
+            (LifKind::Leaky, SUB) => $go::<false, SUB>($($arg),*),
+            (LifKind::Leaky, ZERO) => $go::<false, ZERO>($($arg),*),
+            (LifKind::Leaky, _) => $go::<false, NONE>($($arg),*),
+            (LifKind::Synaptic, SUB) => $go::<true, SUB>($($arg),*),
+            (LifKind::Synaptic, ZERO) => $go::<true, ZERO>($($arg),*),
+            (LifKind::Synaptic, _) => $go::<true, NONE>($($arg),*),
+        }
+    };
+}
+pub(super) use monomorphize;
+
+/// Runs `$body` compiled for AVX-512 or AVX2 when the CPU has them (the loops are then 16 or
+/// 8 lanes wide; results are bit-identical, as no multiply-add is fused), else for the
+/// baseline.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident<$($g:ident: $gt:ty),*>($($a:ident: $t:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<$(const $g: $gt),*>($($a: $t),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<$(const $g: $gt),*>($($a: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512<$(const $g: $gt),*>($($a: $t),*) {
+                    body::<$($g),*>($($a),*)
+                }
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2<$(const $g: $gt),*>($($a: $t),*) {
+                    body::<$($g),*>($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F, checked just above.
+                    return unsafe { avx512::<$($g),*>($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { avx2::<$($g),*>($($a),*) };
+                }
+            }
+            body::<$($g),*>($($a),*)
+        }
+    };
+}
+pub(super) use multiversion;
+
+/// One step of one batch row: updates the membrane `u` (and current `syn`) from input `x`.
+/// Same operations, in the same order, as the composed path.
+#[inline(always)]
+pub(super) fn step_row<const SYN: bool, const RESET: u8>(
+    p: Params,
+    x: &[f32],
+    u: &mut [f32],
+    syn: &mut [f32],
+) {
+    let n = u.len();
+    let (x, beta, theta) = (&x[..n], &p.beta[..n], &p.theta[..n]);
+    if SYN {
+        let (alpha, syn) = (&p.alpha[..n], &mut syn[..n]);
+        for k in 0..n {
+            let prev = u[k];
+            let r = step(prev - theta[k]);
+            syn[k] = syn[k] * alpha[k] + x[k];
+            let base = prev * beta[k] + syn[k];
+            u[k] = match RESET {
+                SUB => base - r * theta[k],
+                ZERO => base - r * base,
+                _ => base,
+            };
+        }
+    } else {
+        for k in 0..n {
+            let prev = u[k];
+            let r = step(prev - theta[k]);
+            u[k] = match RESET {
+                SUB => prev * beta[k] + x[k] - r * theta[k],
+                ZERO => (prev - r * prev) * beta[k] + x[k],
+                _ => prev * beta[k] + x[k],
+            };
+        }
+    }
+}
+
+/// The input row of batch row `b` at step `t`.
+#[inline(always)]
+pub(super) fn input_row<'a>(spec: &LifSpec, input: &'a [f32], t: usize, b: usize) -> &'a [f32] {
+    let n = spec.features;
+    let row = if spec.static_input {
+        b
+    } else {
+        t * spec.batch + b
+    };
+    &input[row * n..(row + 1) * n]
+}
+
+/// The batch rows of each parallel task.
+pub(super) fn tasks(batch: usize) -> Vec<std::ops::Range<usize>> {
+    (0..batch)
+        .step_by(ROWS_PER_TASK)
+        .map(|b| b..(b + ROWS_PER_TASK).min(batch))
+        .collect()
+}
+
+/// Forward: returns spikes `[T, B, N]` (and membranes after them when `spec.mems`).
+pub fn forward(spec: &LifSpec, input: &[f32], params: &[f32]) -> Vec<f32> {
+    let p = split_params(spec, params);
+    let plane = spec.steps * spec.batch * spec.features;
+    let mut out = vec![0.0f32; if spec.mems { 2 * plane } else { plane }];
+    let ptr = Shared(out.as_mut_ptr());
+    tasks(spec.batch).into_par_iter().for_each(|rows| {
+        monomorphize!(spec, forward_rows(spec, input, p, rows, ptr));
+    });
+    out
+}
+
+multiversion! {
+    /// Forward over the batch rows `rows`, writing their spikes (and membranes) into `out`.
+    fn forward_rows<SYN: bool, RESET: u8>(spec: &LifSpec, input: &[f32], p: Params, rows: std::ops::Range<usize>, out: Shared) {
+        let (b_n, n) = (spec.batch, spec.features);
+        let plane = spec.steps * b_n * n;
+        let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
+        for b in rows {
+            u.fill(0.0);
+            syn.fill(0.0);
+            for t in 0..spec.steps {
+                step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
+                let at = (t * b_n + b) * n;
+                // SAFETY: row b of step t belongs to this task alone; `out` outlives the call.
+                let s = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), n) };
+                for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
+                    *s = spike(u - th);
+                }
+                if spec.mems {
+                    // SAFETY: as above, in the membrane half.
+                    unsafe { std::slice::from_raw_parts_mut(out.0.add(plane + at), n) }.copy_from_slice(&u);
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of one fused call.
+pub struct LifGrads {
+    /// `∂L/∂input`, the input's shape (`[B, N]` summed over steps when static).
+    pub input: Vec<f32>,
+    /// `∂L/∂params`, rows as in the parameters.
+    pub params: Vec<f32>,
+}
+
+/// Backward: `grad` is `∂L/∂output` (spikes, then membranes when `spec.mems`).
+///
+/// The membranes are recomputed row by row from the input (cheap, and nothing but the
+/// input has to be kept between the passes). With `δ[t] = ∂L/∂U[t]`:
+/// `δ[t] = g_U[t] + g_S[t]·σ'(U[t] − θ) + c[t+1]·δ[t+1]`, where `c[t+1] = β`, or
+/// `β·(1 − r[t+1])` for zero reset; Synaptic adds the current's recursion
+/// `δ_syn[t] = δ[t]·(1 − r[t] if zero reset) + α·δ_syn[t+1]`. Then `∂L/∂I[t]` is `δ[t]`
+/// (`δ_syn[t]` for Synaptic), `∂L/∂β = Σ δ[t]·(1 − r[t] if zero)·U[t−1]`,
+/// `∂L/∂α = Σ δ_syn[t]·I_syn[t−1]`, `∂L/∂θ = Σ −g_S[t]·σ'(U[t] − θ) − δ[t]·r[t] (subtract)`.
+pub fn backward(spec: &LifSpec, input: &[f32], params: &[f32], grad: &[f32]) -> LifGrads {
+    let p = split_params(spec, params);
+    let rows = spec.kind.param_rows() * spec.features;
+    let mut g_input = vec![0.0f32; input.len()];
+    let gptr = Shared(g_input.as_mut_ptr());
+    let (k, custom) = (spec.surrogate.code().1, spec.surrogate.custom_derivative());
+    let partials: Vec<Vec<f32>> = tasks(spec.batch)
+        .into_par_iter()
+        .map(|rows_of_task| {
+            let mut g_params = vec![0.0f32; rows];
+            let task = BackTask {
+                spec,
+                input,
+                p,
+                grad,
+                k,
+                custom,
+                g_input: gptr,
+            };
+            monomorphize!(spec, backward_task(&task, rows_of_task, &mut g_params));
+            g_params
+        })
+        .collect();
+    // Partial sums in task order: the same on any number of threads.
+    let mut g_params = vec![0.0f32; rows];
+    for part in partials {
+        for (a, b) in g_params.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    LifGrads {
+        input: g_input,
+        params: g_params,
+    }
+}
+
+/// What every backward task reads.
+struct BackTask<'a> {
+    spec: &'a LifSpec,
+    input: &'a [f32],
+    p: Params<'a>,
+    grad: &'a [f32],
+    /// Surrogate parameters and custom derivative ([`eval`]).
+    k: [f32; 2],
+    custom: DerivativeRef<'a>,
+    g_input: Shared,
+}
+
+/// Picks the surrogate's instance of [`backward_rows`].
+fn backward_task<const SYN: bool, const RESET: u8>(
+    task: &BackTask,
+    rows: std::ops::Range<usize>,
+    g_params: &mut [f32],
+) {
+    with_surrogate_code!(
+        task.spec.surrogate,
+        backward_rows::<SYN, RESET>(task, rows, g_params)
+    )
+}
+
+multiversion! {
+    /// Backward over the batch rows `rows`: recompute, then walk time backwards.
+    fn backward_rows<SYN: bool, RESET: u8, SG: u8>(task: &BackTask, rows: std::ops::Range<usize>, g_params: &mut [f32]) {
+        let BackTask { spec, input, p, grad, k, custom, g_input } = *task;
+        let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+        let plane = t_n * b_n * n;
+        let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
+        let (g_beta, g_theta) = rest.split_at_mut(n);
+        let mut us = vec![0.0f32; (t_n + 1) * n]; // us[..n] = U[−1] = 0
+        let mut syns = vec![0.0f32; if SYN { (t_n + 1) * n } else { n }];
+        let mut syn = vec![0.0f32; n];
+        let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let mut g_in_static = vec![0.0f32; n];
+        let zeros = vec![0.0f32; n];
+        for b in rows {
+            syn.fill(0.0);
+            for t in 0..t_n {
+                let (done, next) = us.split_at_mut((t + 1) * n);
+                next[..n].copy_from_slice(&done[t * n..]);
+                step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
+                if SYN {
+                    syns[(t + 1) * n..(t + 2) * n].copy_from_slice(&syn);
+                }
+            }
+            du_next.fill(0.0);
+            dsyn_next.fill(0.0);
+            carry.fill(0.0);
+            g_in_static.fill(0.0);
+            for t in (0..t_n).rev() {
+                let at = (t * b_n + b) * n;
+                let g_in = if spec.static_input {
+                    &mut g_in_static[..]
+                } else {
+                    // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
+                    unsafe { std::slice::from_raw_parts_mut(g_input.0.add(at), n) }
+                };
+                back_step::<SYN, RESET, SG>(
+                    p,
+                    (k, custom),
+                    &grad[at..at + n],
+                    if spec.mems { &grad[plane + at..plane + at + n] } else { &zeros },
+                    &us[t * n..(t + 2) * n],
+                    if SYN { &syns[t * n..(t + 1) * n] } else { &zeros },
+                    [&mut du_next, &mut dsyn_next, &mut carry],
+                    [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
+                    g_in,
+                );
+            }
+            if spec.static_input {
+                // SAFETY: row b of the static input gradient belongs to this task alone.
+                unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
+            }
+        }
+    }
+}
+
+/// Step `t` of the backward recursion for one row (see [`backward`]), eight lanes at a time.
+///
+/// Each block of eight is copied into local arrays, computed, and written back: the compiler
+/// then vectorises it without the run-time alias checks that made a plain loop over the
+/// slices fall back to scalar code.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn back_step<const SYN: bool, const RESET: u8, const SG: u8>(
+    p: Params,
+    sg: ([f32; 2], DerivativeRef),
+    g_s: &[f32],
+    g_u: &[f32],
+    u_prev_t: &[f32],
+    syn_prev: &[f32],
+    [du_next, dsyn_next, carry]: [&mut [f32]; 3],
+    [g_alpha, g_beta, g_theta]: [&mut [f32]; 3],
+    g_in: &mut [f32],
+) {
+    let n = g_in.len();
+    let (u_prev, u_t) = u_prev_t.split_at(n);
+    let mut i = 0;
+    while i < n {
+        let lanes = if i + 8 <= n { 8 } else { 1 };
+        let r = i..i + lanes;
+        let a = BackIn {
+            g_s: &g_s[r.clone()],
+            g_u: &g_u[r.clone()],
+            u_prev: &u_prev[r.clone()],
+            u_t: &u_t[r.clone()],
+            beta: &p.beta[r.clone()],
+            theta: &p.theta[r.clone()],
+            alpha: if SYN { &p.alpha[r.clone()] } else { &[] },
+            syn_prev: if SYN { &syn_prev[r.clone()] } else { &[] },
+        };
+        let o = BackOut {
+            du_next: &mut du_next[r.clone()],
+            carry: &mut carry[r.clone()],
+            g_beta: &mut g_beta[r.clone()],
+            g_theta: &mut g_theta[r.clone()],
+            g_in: &mut g_in[r.clone()],
+            dsyn_next: if SYN {
+                &mut dsyn_next[r.clone()]
+            } else {
+                &mut []
+            },
+            g_alpha: if SYN {
+                &mut g_alpha[r.clone()]
+            } else {
+                &mut []
+            },
+        };
+        if lanes == 8 {
+            back_lanes::<SYN, RESET, SG, 8>(sg, a, o);
+        } else {
+            back_lanes::<SYN, RESET, SG, 1>(sg, a, o);
+        }
+        i += lanes;
+    }
+}
+
+struct BackIn<'a> {
+    g_s: &'a [f32],
+    g_u: &'a [f32],
+    u_prev: &'a [f32],
+    u_t: &'a [f32],
+    beta: &'a [f32],
+    theta: &'a [f32],
+    alpha: &'a [f32],
+    syn_prev: &'a [f32],
+}
+
+struct BackOut<'a> {
+    du_next: &'a mut [f32],
+    carry: &'a mut [f32],
+    g_beta: &'a mut [f32],
+    g_theta: &'a mut [f32],
+    g_in: &'a mut [f32],
+    dsyn_next: &'a mut [f32],
+    g_alpha: &'a mut [f32],
+}
+
+#[inline(always)]
+fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
+    let mut a = [0.0f32; L];
+    a.copy_from_slice(&s[..L]);
+    a
+}
+
+/// `L` lanes of [`back_step`] on local arrays.
+#[inline(always)]
+fn back_lanes<const SYN: bool, const RESET: u8, const SG: u8, const L: usize>(
+    (k, custom): ([f32; 2], DerivativeRef),
+    a: BackIn,
+    o: BackOut,
+) {
+    let (g_s, g_u, u_prev, u_t) = (
+        lanes::<L>(a.g_s),
+        lanes::<L>(a.g_u),
+        lanes::<L>(a.u_prev),
+        lanes::<L>(a.u_t),
+    );
+    let (beta, theta) = (lanes::<L>(a.beta), lanes::<L>(a.theta));
+    let (mut du_next, mut carry) = (lanes::<L>(o.du_next), lanes::<L>(o.carry));
+    let (mut g_beta, mut g_theta, mut g_in) = (
+        lanes::<L>(o.g_beta),
+        lanes::<L>(o.g_theta),
+        lanes::<L>(o.g_in),
+    );
+    let (alpha, syn_prev, mut dsyn_next, mut g_alpha) = if SYN {
+        (
+            lanes::<L>(a.alpha),
+            lanes::<L>(a.syn_prev),
+            lanes::<L>(o.dsyn_next),
+            lanes::<L>(o.g_alpha),
+        )
+    } else {
+        ([0.0; L], [0.0; L], [0.0; L], [0.0; L])
+    };
+    for i in 0..L {
+        let d = eval::<SG>(k, custom, u_t[i] - theta[i]);
+        let r = step(u_prev[i] - theta[i]);
+        let keep = if RESET == ZERO { 1.0 - r } else { 1.0 };
+        let du = g_u[i] + g_s[i] * d + carry[i] * du_next[i];
+        let gi = if SYN {
+            let dsyn = du * keep + alpha[i] * dsyn_next[i];
+            g_alpha[i] += dsyn * syn_prev[i];
+            dsyn_next[i] = dsyn;
+            dsyn
+        } else {
+            du
+        };
+        g_beta[i] += du * keep * u_prev[i];
+        g_theta[i] -= g_s[i] * d + if RESET == SUB { du * r } else { 0.0 };
+        // ∂U[t]/∂U[t−1], used one step earlier in time.
+        carry[i] = beta[i] * keep;
+        du_next[i] = du;
+        g_in[i] += gi;
+    }
+    o.du_next.copy_from_slice(&du_next);
+    o.carry.copy_from_slice(&carry);
+    o.g_beta.copy_from_slice(&g_beta);
+    o.g_theta.copy_from_slice(&g_theta);
+    o.g_in.copy_from_slice(&g_in);
+    if SYN {
+        o.dsyn_next.copy_from_slice(&dsyn_next);
+        o.g_alpha.copy_from_slice(&g_alpha);
+    }
+}

@@ -1,0 +1,223 @@
+//! The fused kernels as a burn op with a hand-written backward (burn's backend extension):
+//! implemented for the Flex CPU backend and for autodiff over it.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Bytes, DType, Flex, FloatDType, Shape};
+
+use super::lif::{self, LifSpec};
+use super::lif_linear;
+
+/// Backends that run a Leaky or Synaptic layer over a sequence in one op.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedLifBackend: Backend {
+    /// `input`: `[T, B, N]`, or `[B, N]` when `spec.static_input`; `params`: `[rows, N]`
+    /// (`[β, θ]` or `[α, β, θ]`). Returns spikes `[T, B, N]`, or spikes then membranes as
+    /// `[2·T, B, N]` when `spec.mems`.
+    fn fused_lif(
+        input: FloatTensor<Self>,
+        params: FloatTensor<Self>,
+        spec: LifSpec,
+    ) -> FloatTensor<Self>;
+
+    /// The same layer followed by a Linear layer without bias: `weight` is `[N, M]`; returns
+    /// the next layer's currents `[T, B, M]`.
+    fn fused_lif_linear(
+        input: FloatTensor<Self>,
+        params: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        spec: LifSpec,
+    ) -> FloatTensor<Self>;
+}
+
+/// The logical values of a Flex tensor as `f32`, row-major.
+fn values(t: FlexTensor) -> (FlexTensor, DType) {
+    let dtype = t.dtype();
+    let t = if dtype == DType::F32 {
+        t
+    } else {
+        Flex::float_cast(t, FloatDType::F32)
+    };
+    (t.to_contiguous(), dtype)
+}
+
+fn tensor(v: Vec<f32>, shape: Shape, dtype: DType) -> FlexTensor {
+    let t = FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(shape), DType::F32);
+    if dtype == DType::F32 {
+        t
+    } else {
+        Flex::float_cast(t, dtype.into())
+    }
+}
+
+fn output_shape(spec: &LifSpec) -> Shape {
+    let t = if spec.mems {
+        2 * spec.steps
+    } else {
+        spec.steps
+    };
+    Shape::from(vec![t, spec.batch, spec.features])
+}
+
+impl FusedLifBackend for Flex {
+    fn fused_lif(input: FlexTensor, params: FlexTensor, spec: LifSpec) -> FlexTensor {
+        let (input, dtype) = values(input);
+        let (params, _) = values(params);
+        let out = lif::forward(&spec, input.storage::<f32>(), params.storage::<f32>());
+        tensor(out, output_shape(&spec), dtype)
+    }
+
+    fn fused_lif_linear(
+        input: FlexTensor,
+        params: FlexTensor,
+        weight: FlexTensor,
+        spec: LifSpec,
+    ) -> FlexTensor {
+        let m = weight.layout().shape()[1];
+        let (input, dtype) = values(input);
+        let (params, _) = values(params);
+        let (weight, _) = values(weight);
+        let out = lif_linear::forward(
+            &spec,
+            input.storage::<f32>(),
+            params.storage::<f32>(),
+            weight.storage::<f32>(),
+            m,
+        );
+        tensor(out, Shape::from(vec![spec.steps, spec.batch, m]), dtype)
+    }
+}
+
+#[derive(Debug)]
+struct FusedLifLinearBackward;
+
+impl Backward<Flex, 3> for FusedLifLinearBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, LifSpec);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_input, node_params, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (input, params, weight, spec) = ops.state;
+        let shapes = [
+            input.layout().shape().clone(),
+            params.layout().shape().clone(),
+            weight.layout().shape().clone(),
+        ];
+        let m = shapes[2][1];
+        let (input, dtype) = values(input);
+        let (params, _) = values(params);
+        let (weight, _) = values(weight);
+        let (grad, _) = values(grad);
+        let g = lif_linear::backward(
+            &spec,
+            input.storage::<f32>(),
+            params.storage::<f32>(),
+            weight.storage::<f32>(),
+            m,
+            grad.storage::<f32>(),
+        );
+        let [si, sp, sw] = shapes;
+        for (node, values, shape) in [
+            (node_input, g.input, si),
+            (node_params, g.params, sp),
+            (node_weight, g.weight, sw),
+        ] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, tensor(values, shape, dtype));
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FusedLifBackward;
+
+impl Backward<Flex, 2> for FusedLifBackward {
+    type State = (FlexTensor, FlexTensor, LifSpec);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_input, node_params] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (input, params, spec) = ops.state;
+        let (input_shape, params_shape) = (
+            input.layout().shape().clone(),
+            params.layout().shape().clone(),
+        );
+        let (input, dtype) = values(input);
+        let (params, pdtype) = values(params);
+        let (grad, _) = values(grad);
+        let g = lif::backward(
+            &spec,
+            input.storage::<f32>(),
+            params.storage::<f32>(),
+            grad.storage::<f32>(),
+        );
+        if let Some(node) = node_input {
+            grads.register::<Flex>(node.id, tensor(g.input, input_shape, dtype));
+        }
+        if let Some(node) = node_params {
+            grads.register::<Flex>(node.id, tensor(g.params, params_shape, pdtype));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedLifBackend for Autodiff<Flex, C> {
+    fn fused_lif(
+        input: FloatTensor<Self>,
+        params: FloatTensor<Self>,
+        spec: LifSpec,
+    ) -> FloatTensor<Self> {
+        let (input, input_node) = input.into_parts();
+        let (params, params_node) = params.into_parts();
+        match FusedLifBackward
+            .prepare::<C>([input_node, params_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let out = <Flex as FusedLifBackend>::fused_lif(
+                    input.clone(),
+                    params.clone(),
+                    spec.clone(),
+                );
+                // The backward recomputes membranes from the input: nothing else is kept.
+                prep.finish((input, params, spec), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as FusedLifBackend>::fused_lif(input, params, spec))
+            }
+        }
+    }
+
+    fn fused_lif_linear(
+        input: FloatTensor<Self>,
+        params: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        spec: LifSpec,
+    ) -> FloatTensor<Self> {
+        let (input, input_node) = input.into_parts();
+        let (params, params_node) = params.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        let prep = FusedLifLinearBackward.prepare::<C>([input_node, params_node, weight_node]);
+        match prep.compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = <Flex as FusedLifBackend>::fused_lif_linear(
+                    input.clone(),
+                    params.clone(),
+                    weight.clone(),
+                    spec.clone(),
+                );
+                prep.finish((input, params, weight, spec), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedLifBackend>::fused_lif_linear(
+                input, params, weight, spec,
+            )),
+        }
+    }
+}
