@@ -72,6 +72,25 @@ impl Encoding {
         matches!(self, Encoding::Direct)
     }
 
+    /// Encodes a batch like [`Encoding::encode`], but a static encoding gives a single step
+    /// `[1, batch, features]` (the network feeds it at every step) instead of `T` copies.
+    pub fn encode_compact(
+        &self,
+        data: &[f32],
+        batch: usize,
+        steps: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Result<Tensor<3>> {
+        self.encode(
+            data,
+            batch,
+            if self.is_static() { 1 } else { steps },
+            rng,
+            device,
+        )
+    }
+
     /// Encodes a batch: `data` is `batch × features` values; returns `[T, batch, features]`.
     pub fn encode(
         &self,

@@ -23,7 +23,7 @@ fn reads_raw_and_gzipped_idx() {
 }
 
 fn parse_err(bytes: &[u8], rank: usize) -> String {
-    parse_idx(bytes, rank).unwrap_err()
+    parse_idx(bytes.to_vec(), rank).unwrap_err()
 }
 
 #[test]

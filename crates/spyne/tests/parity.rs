@@ -151,7 +151,7 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
         let x = Encoding::Direct
             .encode(&img, batch, steps, &mut Rng::new(0), &dev)
             .unwrap();
-        let rec = model.forward(x, hoist, 0).unwrap();
+        let rec = model.forward(x, steps, hoist, 0).unwrap();
         if let Some(hidden) = &rec.spikes[0] {
             assert_eq!(v(hidden.clone()), floats(&case["spk1"]), "hidden spikes");
         }

@@ -26,7 +26,12 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<IdxArray> {
     let raw =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        // The gzip trailer holds the uncompressed size (mod 2³²): allocate it once.
+        let size = raw
+            .get(raw.len().saturating_sub(4)..)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b: [u8; 4]| u32::from_le_bytes(b) as usize);
+        let mut out = Vec::with_capacity(size.min(1 << 30));
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| data_err(path, format!("corrupt or truncated gzip stream ({e})")))?;
@@ -34,11 +39,15 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<IdxArray> {
     } else {
         raw
     };
-    parse_idx(&bytes, expected_rank).map_err(|reason| data_err(path, reason))
+    parse_idx(bytes, expected_rank).map_err(|reason| data_err(path, reason))
 }
 
-/// Parses IDX bytes (already decompressed); the error is a reason without the file name.
-pub fn parse_idx(bytes: &[u8], expected_rank: usize) -> std::result::Result<IdxArray, String> {
+/// Parses IDX bytes (already decompressed), reusing their buffer for the data; the error is a
+/// reason without the file name.
+pub fn parse_idx(
+    mut bytes: Vec<u8>,
+    expected_rank: usize,
+) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
         return Err(format!(
             "file is {} bytes, too short for an IDX header",
@@ -89,10 +98,8 @@ pub fn parse_idx(bytes: &[u8], expected_rank: usize) -> std::result::Result<IdxA
             "{what}: dimensions {dims:?} need {count} data bytes, found {body}"
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    bytes.drain(..header);
+    Ok(IdxArray { dims, data: bytes })
 }
 
 /// Encodes an IDX array of unsigned bytes (used by tests and tools to write small files).

@@ -21,11 +21,10 @@ use crate::surrogate::{with_surrogate_code, DerivativeRef};
 /// `[N, M]` row-major.
 pub fn forward(spec: &LifSpec, input: &[f32], params: &[f32], w: &[f32], m: usize) -> Vec<f32> {
     let p = split_params(spec, params);
-    let wt = transpose(w, spec.features, m);
     let mut out = vec![0.0f32; spec.steps * spec.batch * m];
     let ptr = Shared(out.as_mut_ptr());
     tasks(spec.batch).into_par_iter().for_each(|rows| {
-        monomorphize!(spec, forward_rows(spec, input, p, &wt, m, rows, ptr));
+        monomorphize!(spec, forward_rows(spec, input, p, w, m, rows, ptr));
     });
     out
 }
@@ -42,55 +41,88 @@ fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 multiversion! {
-    /// Forward over the batch rows `rows`; `wt` is Wᵀ, `[M, N]`.
+    /// Forward over the batch rows `rows`: their spikes over time (`[T·rows, N]`, kept in
+    /// cache), then one product with `w` for all of them.
     fn forward_rows<SYN: bool, RESET: u8>(
         spec: &LifSpec,
         input: &[f32],
         p: Params,
-        wt: &[f32],
+        w: &[f32],
         m: usize,
         rows: std::ops::Range<usize>,
         out: Shared,
     ) {
-        let n = spec.features;
-        let (mut u, mut syn, mut s) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        for b in rows {
+        let (n, rn) = (spec.features, rows.len());
+        let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
+        with_scratch(spec.steps * rn * (n + m), |scratch| {
+        let (s, o) = scratch.split_at_mut(spec.steps * rn * n);
+        for (r, b) in rows.clone().enumerate() {
             u.fill(0.0);
             syn.fill(0.0);
             for t in 0..spec.steps {
                 step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
                 // A NaN membrane gives a NaN spike, which then reaches the output.
+                let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
                 for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
                     *s = spike(u - th);
                 }
-                // SAFETY: row (t, b) of the output belongs to this task alone.
-                let o = unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) };
-                for (k, o) in o.iter_mut().enumerate() {
-                    *o = dot(&s, &wt[k * n..(k + 1) * n]);
-                }
             }
         }
+        matmul(o, false, s, (n, 1), w, (m, 1), [spec.steps * rn, m, n]);
+        for t in 0..spec.steps {
+            for (r, b) in rows.clone().enumerate() {
+                let src = &o[(t * rn + r) * m..(t * rn + r + 1) * m];
+                // SAFETY: row (t, b) of the output belongs to this task alone.
+                unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) }.copy_from_slice(src);
+            }
+        }
+        });
     }
 }
 
-/// `a·b` with sixteen independent partial sums (vectorisable; a single running sum is not).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 16;
-    let n = a.len().min(b.len());
-    let mut acc = [0.0f32; L];
-    let (ca, cb) = (a[..n].chunks_exact(L), b[..n].chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..L {
-            acc[i] += x[i] * y[i];
-        }
+/// `dst (+)= lhs·rhs` for `[rows, cols, inner]`, row-major `dst`; operands given with their
+/// (row, column) strides. Single-threaded: it runs inside a parallel task.
+fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_s: (usize, usize),
+    rhs: &[f32],
+    rhs_s: (usize, usize),
+    [rows, cols, inner]: [usize; 3],
+) {
+    let last = |s: (usize, usize), r: usize, c: usize| {
+        r.saturating_sub(1) * s.0 + c.saturating_sub(1) * s.1
+    };
+    assert!(dst.len() >= rows * cols, "matmul destination too small");
+    assert!(
+        lhs.len() > last(lhs_s, rows, inner) && rhs.len() > last(rhs_s, inner, cols),
+        "matmul operand too small"
+    );
+    // SAFETY: every index the product reads or writes is within the slices (checked above).
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            inner,
+            dst.as_mut_ptr(),
+            1,
+            cols as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_s.1 as isize,
+            lhs_s.0 as isize,
+            rhs.as_ptr(),
+            rhs_s.1 as isize,
+            rhs_s.0 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Gradients of a fused layer + Linear call.
@@ -181,43 +213,54 @@ fn backward_task<const SYN: bool, const RESET: u8>(
 }
 
 multiversion! {
-    /// Backward over the batch rows `rows`: recompute, then walk time backwards.
+    /// Backward over the batch rows `rows`: recompute their membranes and spikes, take
+    /// `∂L/∂S = ∂L/∂I'·Wᵀ` and `∂L/∂Wᵀ += ∂L/∂I'ᵀ·S` as two products for all of them, then
+    /// walk time backwards row by row.
     fn backward_rows<SYN: bool, RESET: u8, SG: u8>(task: &Task, rows: std::ops::Range<usize>, g_params: &mut [f32], g_wt: &mut [f32]) {
         let Task { spec, input, p, wt, m, grad, k, custom, g_input } = *task;
-        let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+        let (t_n, b_n, n, rn) = (spec.steps, spec.batch, spec.features, rows.len());
         let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
         let (g_beta, g_theta) = rest.split_at_mut(n);
-        let mut us = vec![0.0f32; (t_n + 1) * n];
-        let mut syns = vec![0.0f32; if SYN { (t_n + 1) * n } else { n }];
+        let per_row = (t_n + 1) * n;
+        let tr = t_n * rn;
+        let syn_len = if SYN { rn * per_row } else { 0 };
         let mut syn = vec![0.0f32; n];
-        let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        let (mut g_in_static, mut g_s, mut s) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        let zeros = vec![0.0f32; n];
-        for b in rows {
+        // Every scratch element is written before it is read (U[−1] explicitly below).
+        with_scratch(rn * per_row + syn_len + 2 * tr * n + tr * m, |scratch| {
+        let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
+        let (syns, rest) = rest.split_at_mut(syn_len);
+        let (s, rest) = rest.split_at_mut(tr * n); // [t][row][n]
+        let (g_s, g_out) = rest.split_at_mut(tr * n);
+        for (r, b) in rows.clone().enumerate() {
             syn.fill(0.0);
+            let us = &mut us[r * per_row..(r + 1) * per_row];
+            us[..n].fill(0.0);
             for t in 0..t_n {
                 let (done, next) = us.split_at_mut((t + 1) * n);
                 next[..n].copy_from_slice(&done[t * n..]);
                 step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
                 if SYN {
-                    syns[(t + 1) * n..(t + 2) * n].copy_from_slice(&syn);
+                    syns[r * per_row + (t + 1) * n..r * per_row + (t + 2) * n].copy_from_slice(&syn);
                 }
+                let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
+                for ((s, &u), &th) in s.iter_mut().zip(&next[..n]).zip(&p.theta[..n]) {
+                    *s = step(u - th);
+                }
+                g_out[(t * rn + r) * m..(t * rn + r + 1) * m]
+                    .copy_from_slice(&grad[(t * b_n + b) * m..(t * b_n + b + 1) * m]);
             }
+        }
+        matmul(g_s, false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
+        matmul(g_wt, true, g_out, (1, m), s, (n, 1), [m, n, tr]);
+        let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let mut g_in_static = vec![0.0f32; n];
+        let zeros = vec![0.0f32; n];
+        for (r, b) in rows.enumerate() {
             du_next.fill(0.0);
             dsyn_next.fill(0.0);
             carry.fill(0.0);
             g_in_static.fill(0.0);
             for t in (0..t_n).rev() {
-                let g_out = &grad[(t * b_n + b) * m..(t * b_n + b + 1) * m];
-                let u_t = &us[(t + 1) * n..(t + 2) * n];
-                for ((s, &u), &th) in s.iter_mut().zip(u_t).zip(&p.theta[..n]) {
-                    *s = step(u - th);
-                }
-                // ∂L/∂S[t] = ∂L/∂I'[t]·Wᵀ and ∂L/∂Wᵀ[k, :] += ∂L/∂I'[t, k]·S[t].
-                g_s.fill(0.0);
-                for (kk, &g) in g_out.iter().enumerate() {
-                    axpy2(g, &wt[kk * n..(kk + 1) * n], &mut g_s, &s, &mut g_wt[kk * n..(kk + 1) * n]);
-                }
                 let at = (t * b_n + b) * n;
                 let g_in = if spec.static_input {
                     &mut g_in_static[..]
@@ -228,10 +271,10 @@ multiversion! {
                 back_step::<SYN, RESET, SG>(
                     p,
                     (k, custom),
-                    &g_s,
+                    &g_s[(t * rn + r) * n..(t * rn + r + 1) * n],
                     &zeros,
-                    &us[t * n..(t + 2) * n],
-                    if SYN { &syns[t * n..(t + 1) * n] } else { &zeros },
+                    &us[r * per_row + t * n..r * per_row + (t + 2) * n],
+                    if SYN { &syns[r * per_row + t * n..r * per_row + (t + 1) * n] } else { &zeros },
                     [&mut du_next, &mut dsyn_next, &mut carry],
                     [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
                     g_in,
@@ -242,16 +285,25 @@ multiversion! {
                 unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
             }
         }
+        });
     }
 }
 
-/// `y += g·x` and `z += g·s` in one pass (the two updates share `g` and the loop).
-#[inline(always)]
-fn axpy2(g: f32, x: &[f32], y: &mut [f32], s: &[f32], z: &mut [f32]) {
-    let n = y.len();
-    let (x, s, z) = (&x[..n], &s[..n], &mut z[..n]);
-    for j in 0..n {
-        y[j] += g * x[j];
-        z[j] += g * s[j];
+/// Runs `f` on this thread's scratch buffer of at least `len` floats, with arbitrary contents:
+/// the fused kernels' large per-task buffers are reused instead of allocated and zeroed on
+/// every call (that was tens of MB of page faults and memset per iteration).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    SCRATCH.with(|cell| {
+        // A nested call (none today) would find the buffer borrowed: give it its own.
+        let Ok(mut buf) = cell.try_borrow_mut() else {
+            return f(&mut vec![0.0f32; len]);
+        };
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
 }

@@ -95,19 +95,20 @@ impl SpikingMlp {
         })
     }
 
-    /// Runs the network over `T` steps of input.
+    /// Runs the network over `steps` steps of input.
     ///
-    /// `input` is `[T, batch, features]`; with `static_input` its first step is taken as the
-    /// input of every step and the first Linear runs once (its gradient then sums over steps,
-    /// exactly as if it ran at every step). With `truncate = k > 0` every layer's state is
-    /// detached after each `k` steps (truncated BPTT).
+    /// `input` is `[steps, batch, features]`; with `static_input` its first step (it may have
+    /// only one) is the input of every step and the first Linear runs once (its gradient then
+    /// sums over steps, exactly as if it ran at every step). With `truncate = k > 0` every
+    /// layer's state is detached after each `k` steps (truncated BPTT).
     pub fn forward(
         &self,
         input: Tensor<3>,
+        steps: usize,
         static_input: bool,
         truncate: usize,
     ) -> Result<Recording> {
-        let [steps, batch, features] = input.dims();
+        let [t_in, batch, features] = input.dims();
         let (first_in, _) = self.linears[0].dims();
         if features != first_in {
             return Err(Error::Shape {
@@ -116,8 +117,15 @@ impl SpikingMlp {
                 got: vec![features],
             });
         }
+        if steps == 0 || t_in == 0 || (!static_input && t_in != steps) {
+            return Err(Error::Shape {
+                context: "network input steps",
+                expected: vec![steps, batch, features],
+                got: vec![t_in, batch, features],
+            });
+        }
         if self.fused && truncate == 0 {
-            if let Some(rec) = self.forward_fused(input.clone(), static_input) {
+            if let Some(rec) = self.forward_fused(input.clone(), steps, static_input) {
                 return rec;
             }
         }
@@ -170,8 +178,13 @@ impl SpikingMlp {
     /// The fast path: each hidden neuron layer and the Linear layer after it run as one
     /// fused op (its spikes never materialise), the output layer as another; the first Linear
     /// runs once on a static input. `None` when a layer has no fused kernel here.
-    fn forward_fused(&self, input: Tensor<3>, static_input: bool) -> Option<Result<Recording>> {
-        let [steps, batch, features] = input.dims();
+    fn forward_fused(
+        &self,
+        input: Tensor<3>,
+        steps: usize,
+        static_input: bool,
+    ) -> Option<Result<Recording>> {
+        let [_, batch, features] = input.dims();
         let mut x = if static_input {
             let x0 = input.narrow(0, 0, 1).reshape([batch, features]);
             let c = self.linears[0].forward(x0);

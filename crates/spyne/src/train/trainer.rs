@@ -123,16 +123,19 @@ impl Trainer {
 
     /// One iteration: forward over `T` steps, loss, BPTT, Adam. Returns (loss, accuracy).
     pub fn train_step(&mut self, batch: &Batch, rng: &mut Rng) -> Result<(f32, f32)> {
-        let input = self.encoding.encode(
+        let input = self.encoding.encode_compact(
             &batch.images,
             batch.len(),
             self.config.steps,
             rng,
             &self.device,
         )?;
-        let rec = self
-            .model
-            .forward(input, self.encoding.is_static(), self.config.tbptt)?;
+        let rec = self.model.forward(
+            input,
+            self.config.steps,
+            self.encoding.is_static(),
+            self.config.tbptt,
+        )?;
         let (spikes, mems) = (rec.output_spikes(), rec.output_mems());
         let loss = self.loss.compute(spikes.clone(), mems, &batch.labels)?;
         let loss_value = scalar(loss.clone());
@@ -358,8 +361,9 @@ pub fn evaluate(
         let idx = order.batch_indices(i);
         let batch = Batch::gather(split, idx);
         let mut rng = Rng::new(mix(config.seed, u64::MAX - 1, i as u64));
-        let input = encoding.encode(&batch.images, batch.len(), config.steps, &mut rng, &device)?;
-        let rec = model.forward(input, encoding.is_static(), 0)?;
+        let input =
+            encoding.encode_compact(&batch.images, batch.len(), config.steps, &mut rng, &device)?;
+        let rec = model.forward(input, config.steps, encoding.is_static(), 0)?;
         let spikes = rec.output_spikes();
         let pred = if matches!(loss, LossKind::CeTemporal | LossKind::MseTemporal) {
             predict_latency(spikes)
