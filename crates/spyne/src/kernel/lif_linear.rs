@@ -225,7 +225,7 @@ multiversion! {
         let tr = t_n * rn;
         let syn_len = if SYN { rn * per_row } else { 0 };
         let mut syn = vec![0.0f32; n];
-        // Every scratch element is written before it is read (U[−1] explicitly below).
+        // Every scratch element is written before it is read (U[−1], I_syn[−1] explicitly).
         with_scratch(rn * per_row + syn_len + 2 * tr * n + tr * m, |scratch| {
         let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
         let (syns, rest) = rest.split_at_mut(syn_len);
@@ -235,6 +235,9 @@ multiversion! {
             syn.fill(0.0);
             let us = &mut us[r * per_row..(r + 1) * per_row];
             us[..n].fill(0.0);
+            if SYN {
+                syns[r * per_row..r * per_row + n].fill(0.0); // I_syn[−1] = 0
+            }
             for t in 0..t_n {
                 let (done, next) = us.split_at_mut((t + 1) * n);
                 next[..n].copy_from_slice(&done[t * n..]);
