@@ -55,27 +55,27 @@ multiversion! {
         let (n, rn) = (spec.features, rows.len());
         let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
         with_scratch(spec.steps * rn * (n + m), |scratch| {
-        let (s, o) = scratch.split_at_mut(spec.steps * rn * n);
-        for (r, b) in rows.clone().enumerate() {
-            u.fill(0.0);
-            syn.fill(0.0);
-            for t in 0..spec.steps {
-                step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
-                // A NaN membrane gives a NaN spike, which then reaches the output.
-                let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
-                for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
-                    *s = spike(u - th);
+            let (s, o) = scratch.split_at_mut(spec.steps * rn * n);
+            for (r, b) in rows.clone().enumerate() {
+                u.fill(0.0);
+                syn.fill(0.0);
+                for t in 0..spec.steps {
+                    step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
+                    // A NaN membrane gives a NaN spike, which then reaches the output.
+                    let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
+                    for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
+                        *s = spike(u - th);
+                    }
                 }
             }
-        }
-        matmul(o, false, s, (n, 1), w, (m, 1), [spec.steps * rn, m, n]);
-        for t in 0..spec.steps {
-            for (r, b) in rows.clone().enumerate() {
-                let src = &o[(t * rn + r) * m..(t * rn + r + 1) * m];
-                // SAFETY: row (t, b) of the output belongs to this task alone.
-                unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) }.copy_from_slice(src);
+            matmul(o, false, s, (n, 1), w, (m, 1), [spec.steps * rn, m, n]);
+            for t in 0..spec.steps {
+                for (r, b) in rows.clone().enumerate() {
+                    let src = &o[(t * rn + r) * m..(t * rn + r + 1) * m];
+                    // SAFETY: row (t, b) of the output belongs to this task alone.
+                    unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) }.copy_from_slice(src);
+                }
             }
-        }
         });
     }
 }
@@ -227,67 +227,67 @@ multiversion! {
         let mut syn = vec![0.0f32; n];
         // Every scratch element is written before it is read (U[−1], I_syn[−1] explicitly).
         with_scratch(rn * per_row + syn_len + 2 * tr * n + tr * m, |scratch| {
-        let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
-        let (syns, rest) = rest.split_at_mut(syn_len);
-        let (s, rest) = rest.split_at_mut(tr * n); // [t][row][n]
-        let (g_s, g_out) = rest.split_at_mut(tr * n);
-        for (r, b) in rows.clone().enumerate() {
-            syn.fill(0.0);
-            let us = &mut us[r * per_row..(r + 1) * per_row];
-            us[..n].fill(0.0);
-            if SYN {
-                syns[r * per_row..r * per_row + n].fill(0.0); // I_syn[−1] = 0
-            }
-            for t in 0..t_n {
-                let (done, next) = us.split_at_mut((t + 1) * n);
-                next[..n].copy_from_slice(&done[t * n..]);
-                step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
+            let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
+            let (syns, rest) = rest.split_at_mut(syn_len);
+            let (s, rest) = rest.split_at_mut(tr * n); // [t][row][n]
+            let (g_s, g_out) = rest.split_at_mut(tr * n);
+            for (r, b) in rows.clone().enumerate() {
+                syn.fill(0.0);
+                let us = &mut us[r * per_row..(r + 1) * per_row];
+                us[..n].fill(0.0);
                 if SYN {
-                    syns[r * per_row + (t + 1) * n..r * per_row + (t + 2) * n].copy_from_slice(&syn);
+                    syns[r * per_row..r * per_row + n].fill(0.0); // I_syn[−1] = 0
                 }
-                let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
-                for ((s, &u), &th) in s.iter_mut().zip(&next[..n]).zip(&p.theta[..n]) {
-                    *s = step(u - th);
+                for t in 0..t_n {
+                    let (done, next) = us.split_at_mut((t + 1) * n);
+                    next[..n].copy_from_slice(&done[t * n..]);
+                    step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
+                    if SYN {
+                        syns[r * per_row + (t + 1) * n..r * per_row + (t + 2) * n].copy_from_slice(&syn);
+                    }
+                    let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
+                    for ((s, &u), &th) in s.iter_mut().zip(&next[..n]).zip(&p.theta[..n]) {
+                        *s = step(u - th);
+                    }
+                    g_out[(t * rn + r) * m..(t * rn + r + 1) * m]
+                        .copy_from_slice(&grad[(t * b_n + b) * m..(t * b_n + b + 1) * m]);
                 }
-                g_out[(t * rn + r) * m..(t * rn + r + 1) * m]
-                    .copy_from_slice(&grad[(t * b_n + b) * m..(t * b_n + b + 1) * m]);
             }
-        }
-        matmul(g_s, false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
-        matmul(g_wt, true, g_out, (1, m), s, (n, 1), [m, n, tr]);
-        let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        let mut g_in_static = vec![0.0f32; n];
-        let zeros = vec![0.0f32; n];
-        for (r, b) in rows.enumerate() {
-            du_next.fill(0.0);
-            dsyn_next.fill(0.0);
-            carry.fill(0.0);
-            g_in_static.fill(0.0);
-            for t in (0..t_n).rev() {
-                let at = (t * b_n + b) * n;
-                let g_in = if spec.static_input {
-                    &mut g_in_static[..]
-                } else {
-                    // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
-                    unsafe { std::slice::from_raw_parts_mut(g_input.0.add(at), n) }
-                };
-                back_step::<SYN, RESET, SG>(
-                    p,
-                    (k, custom),
-                    &g_s[(t * rn + r) * n..(t * rn + r + 1) * n],
-                    &zeros,
-                    &us[r * per_row + t * n..r * per_row + (t + 2) * n],
-                    if SYN { &syns[r * per_row + t * n..r * per_row + (t + 1) * n] } else { &zeros },
-                    [&mut du_next, &mut dsyn_next, &mut carry],
-                    [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
-                    g_in,
-                );
+            matmul(g_s, false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
+            matmul(g_wt, true, g_out, (1, m), s, (n, 1), [m, n, tr]);
+            let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+            let mut g_in_static = vec![0.0f32; n];
+            let zeros = vec![0.0f32; n];
+            for (r, b) in rows.enumerate() {
+                du_next.fill(0.0);
+                dsyn_next.fill(0.0);
+                carry.fill(0.0);
+                g_in_static.fill(0.0);
+                for t in (0..t_n).rev() {
+                    let at = (t * b_n + b) * n;
+                    let g_in = if spec.static_input {
+                        &mut g_in_static[..]
+                    } else {
+                        // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
+                        unsafe { std::slice::from_raw_parts_mut(g_input.0.add(at), n) }
+                    };
+                    back_step::<SYN, RESET, SG>(
+                        p,
+                        (k, custom),
+                        &g_s[(t * rn + r) * n..(t * rn + r + 1) * n],
+                        &zeros,
+                        &us[r * per_row + t * n..r * per_row + (t + 2) * n],
+                        if SYN { &syns[r * per_row + t * n..r * per_row + (t + 1) * n] } else { &zeros },
+                        [&mut du_next, &mut dsyn_next, &mut carry],
+                        [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
+                        g_in,
+                    );
+                }
+                if spec.static_input {
+                    // SAFETY: row b of the static input gradient belongs to this task alone.
+                    unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
+                }
             }
-            if spec.static_input {
-                // SAFETY: row b of the static input gradient belongs to this task alone.
-                unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
-            }
-        }
         });
     }
 }
