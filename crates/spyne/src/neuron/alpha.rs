@@ -28,6 +28,8 @@ pub struct AlphaConfig {
     pub learn_threshold: bool,
 }
 
+super::core::core_builders!(AlphaConfig);
+
 impl AlphaConfig {
     /// A config with decays `alpha > beta` and the defaults.
     pub fn new(alpha: impl Into<Value>, beta: impl Into<Value>) -> Self {
@@ -40,24 +42,6 @@ impl AlphaConfig {
             learn_decays: false,
             learn_threshold: false,
         }
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
     }
 
     /// Builds the layer; checks `0 < β < α ≤ 1` element-wise.

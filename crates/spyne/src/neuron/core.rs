@@ -35,6 +35,33 @@ impl Reset {
     }
 }
 
+/// The builder methods every neuron config shares: `with_threshold`, `with_surrogate`,
+/// `with_reset` (the config has `threshold`, `surrogate` and `reset` fields).
+macro_rules! core_builders {
+    ($config:ty) => {
+        impl $config {
+            /// Sets θ (scalar or per neuron).
+            pub fn with_threshold(mut self, threshold: impl Into<$crate::neuron::Value>) -> Self {
+                self.threshold = threshold.into();
+                self
+            }
+
+            /// Sets the surrogate.
+            pub fn with_surrogate(mut self, surrogate: $crate::surrogate::Surrogate) -> Self {
+                self.surrogate = surrogate;
+                self
+            }
+
+            /// Sets the reset mechanism.
+            pub fn with_reset(mut self, reset: $crate::neuron::Reset) -> Self {
+                self.reset = reset;
+                self
+            }
+        }
+    };
+}
+pub(crate) use core_builders;
+
 /// The spiking part shared by every neuron: threshold θ (scalar or per neuron, optionally
 /// learnable), the surrogate used on the backward pass, and the reset mechanism.
 #[derive(Module, Debug)]

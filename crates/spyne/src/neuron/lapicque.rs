@@ -30,6 +30,8 @@ pub struct LapicqueConfig {
     pub reset: Reset,
 }
 
+super::core::core_builders!(LapicqueConfig);
+
 impl LapicqueConfig {
     /// From a decay β (R = 1, C = Δt / ln(1/β), as snntorch).
     pub fn from_beta(beta: f32) -> Self {
@@ -60,24 +62,6 @@ impl LapicqueConfig {
     /// Sets Δt.
     pub fn with_time_step(mut self, dt: f32) -> Self {
         self.time_step = dt;
-        self
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
         self
     }
 

@@ -27,6 +27,8 @@ pub struct LeakyConfig {
     pub learn_threshold: bool,
 }
 
+super::core::core_builders!(LeakyConfig);
+
 impl LeakyConfig {
     /// A config with decay `beta` and the defaults.
     pub fn new(beta: impl Into<Value>) -> Self {
@@ -38,24 +40,6 @@ impl LeakyConfig {
             learn_beta: false,
             learn_threshold: false,
         }
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
-        self
     }
 
     /// Makes β learnable (or not).

@@ -33,6 +33,8 @@ pub struct RLeakyConfig {
     pub learn_recurrent: bool,
 }
 
+super::core::core_builders!(RLeakyConfig);
+
 impl RLeakyConfig {
     /// A config with decay `beta` and feedback `recurrent`.
     pub fn new(beta: impl Into<Value>, recurrent: RecurrentKind) -> Self {
@@ -46,24 +48,6 @@ impl RLeakyConfig {
             learn_threshold: false,
             learn_recurrent: true,
         }
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
-        self
     }
 
     /// Chooses which of β, θ and the recurrent weights are trained.

@@ -31,6 +31,8 @@ pub struct RSynapticConfig {
     pub learn: [bool; 4],
 }
 
+super::core::core_builders!(RSynapticConfig);
+
 impl RSynapticConfig {
     /// A config with decays `alpha`, `beta` and feedback `recurrent`.
     pub fn new(alpha: impl Into<Value>, beta: impl Into<Value>, recurrent: RecurrentKind) -> Self {
@@ -43,24 +45,6 @@ impl RSynapticConfig {
             reset: Reset::Subtract,
             learn: [false, false, false, true],
         }
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
-        self
     }
 
     /// Builds the layer, drawing an all-to-all layer's weights from `rng`.

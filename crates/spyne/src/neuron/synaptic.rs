@@ -31,6 +31,8 @@ pub struct SynapticConfig {
     pub learn_threshold: bool,
 }
 
+super::core::core_builders!(SynapticConfig);
+
 impl SynapticConfig {
     /// A config with decays `alpha` (current) and `beta` (membrane) and the defaults.
     pub fn new(alpha: impl Into<Value>, beta: impl Into<Value>) -> Self {
@@ -44,24 +46,6 @@ impl SynapticConfig {
             learn_beta: false,
             learn_threshold: false,
         }
-    }
-
-    /// Sets θ.
-    pub fn with_threshold(mut self, threshold: impl Into<Value>) -> Self {
-        self.threshold = threshold.into();
-        self
-    }
-
-    /// Sets the surrogate.
-    pub fn with_surrogate(mut self, surrogate: Surrogate) -> Self {
-        self.surrogate = surrogate;
-        self
-    }
-
-    /// Sets the reset mechanism.
-    pub fn with_reset(mut self, reset: Reset) -> Self {
-        self.reset = reset;
-        self
     }
 
     /// Chooses which of α, β, θ are trained.
