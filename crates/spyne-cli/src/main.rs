@@ -3,6 +3,7 @@
 mod alloc;
 mod bench;
 mod eval;
+mod plot;
 mod threads;
 mod train;
 
@@ -27,6 +28,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Time the reference training iteration; prints one JSON line.
     Bench(bench::BenchArgs),
+    /// Draw training curves, spike rasters, membrane traces or spike counts (PNG or SVG).
+    #[command(subcommand)]
+    Plot(plot::PlotCommand),
 }
 
 fn main() {
@@ -36,6 +40,7 @@ fn main() {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Plot(cmd) => plot::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -229,12 +229,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     summary.save(&out.join("summary.json"))?;
+    let curves = crate::plot::curves_after_training(&out)?;
     println!(
-        "trained {} epochs in {:.1} s ({:.0} samples/s); results in {}",
+        "trained {} epochs in {:.1} s ({:.0} samples/s); results in {} (curves: {})",
         p.epoch,
         p.train_seconds,
         summary.samples_per_second,
-        out.display()
+        out.display(),
+        curves.display()
     );
     println!("test accuracy: {:.2}%", summary.test_accuracy * 100.0);
     Ok(())

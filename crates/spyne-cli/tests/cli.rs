@@ -130,6 +130,126 @@ fn train_resume_and_eval() {
     let acc = summary["test_accuracy"].as_f64().unwrap() * 100.0;
     assert_eq!(stdout.trim(), format!("test accuracy: {acc:.2}%"));
 
+    // Pictures: the run's curves, and a raster, traces and counts for one test image.
+    let png_size = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is a PNG", p.display());
+        (
+            u32::from_be_bytes(b[16..20].try_into().unwrap()),
+            u32::from_be_bytes(b[20..24].try_into().unwrap()),
+        )
+    };
+    assert_eq!(png_size(&out.join("curves.png")), (800, 600));
+    let pics = tmp.0.join("pics");
+    std::fs::create_dir_all(&pics).unwrap();
+    let p = |name: &str| pics.join(name).to_str().unwrap().to_string();
+    for args in [
+        vec![
+            "plot",
+            "raster",
+            "--model",
+            o,
+            "--data",
+            d,
+            "--sample",
+            "3",
+            "--out",
+            &p("raster.png"),
+        ],
+        vec![
+            "plot",
+            "traces",
+            "--model",
+            o,
+            "--data",
+            d,
+            "--sample",
+            "3",
+            "--neurons",
+            "0,2",
+            "--out",
+            &p("traces.svg"),
+        ],
+        vec![
+            "plot",
+            "counts",
+            "--model",
+            o,
+            "--data",
+            d,
+            "--sample",
+            "3",
+            "--out",
+            &p("counts.png"),
+        ],
+        vec![
+            "plot",
+            "curves",
+            "--run",
+            o,
+            "--out",
+            &p("curves.svg"),
+            "--width",
+            "640",
+            "--height",
+            "480",
+        ],
+    ] {
+        let r = spyne(&args, &[]);
+        assert!(r.status.success(), "{args:?}: {:?}", text(&r));
+    }
+    assert_eq!(png_size(&pics.join("raster.png")), (800, 600));
+    assert_eq!(png_size(&pics.join("counts.png")), (800, 600));
+    let svg = std::fs::read_to_string(pics.join("traces.svg")).unwrap();
+    assert!(
+        svg.contains("Membrane traces: layer 2, test sample 3 (label"),
+        "traces title"
+    );
+    assert!(std::fs::read_to_string(pics.join("curves.svg"))
+        .unwrap()
+        .contains("width=\"640\""));
+    for (args, needle) in [
+        (
+            vec![
+                "plot", "raster", "--model", o, "--data", d, "--sample", "60",
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                "plot", "raster", "--model", o, "--data", d, "--sample", "1", "--layer", "3",
+            ],
+            "layer 3 does not exist",
+        ),
+        (
+            vec![
+                "plot",
+                "traces",
+                "--model",
+                o,
+                "--data",
+                d,
+                "--sample",
+                "1",
+                "--neurons",
+                "7",
+            ],
+            "neuron 7 does not exist",
+        ),
+    ] {
+        let mut a = args.clone();
+        let never = p("never.png");
+        a.extend(["--out", &never]);
+        let r = spyne(&a, &[]);
+        let (_, stderr) = text(&r);
+        assert_eq!(r.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr.contains(needle) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!pics.join("never.png").exists());
+    }
+
     // Settings cannot change under --resume.
     let r = spyne(&["train", "--resume", o, "--lr", "0.1", "--data", d], &[]);
     assert!(!r.status.success());

@@ -34,6 +34,8 @@ pub mod kernel;
 pub mod layer;
 pub mod loss;
 pub mod neuron;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod rng;
 pub mod spikegen;
 pub mod surrogate;
