@@ -54,7 +54,10 @@ multiversion! {
     ) {
         let (n, rn) = (spec.features, rows.len());
         let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
-        with_scratch(spec.steps * rn * (n + m), |scratch| {
+        let len = spec.steps * rn * (n + m);
+        let mut buffer = take_scratch(len);
+        {
+            let scratch = &mut buffer[..len];
             let (s, o) = scratch.split_at_mut(spec.steps * rn * n);
             for (r, b) in rows.clone().enumerate() {
                 u.fill(0.0);
@@ -76,7 +79,8 @@ multiversion! {
                     unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) }.copy_from_slice(src);
                 }
             }
-        });
+        }
+        give_back_scratch(buffer);
     }
 }
 
@@ -226,7 +230,10 @@ multiversion! {
         let syn_len = if SYN { rn * per_row } else { 0 };
         let mut syn = vec![0.0f32; n];
         // Every scratch element is written before it is read (U[−1], I_syn[−1] explicitly).
-        with_scratch(rn * per_row + syn_len + 2 * tr * n + tr * m, |scratch| {
+        let len = rn * per_row + syn_len + 2 * tr * n + tr * m;
+        let mut buffer = take_scratch(len);
+        {
+            let scratch = &mut buffer[..len];
             let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
             let (syns, rest) = rest.split_at_mut(syn_len);
             let (s, rest) = rest.split_at_mut(tr * n); // [t][row][n]
@@ -288,25 +295,29 @@ multiversion! {
                     unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
                 }
             }
-        });
+        }
+        give_back_scratch(buffer);
     }
 }
 
-/// Runs `f` on this thread's scratch buffer of at least `len` floats, with arbitrary contents:
-/// the fused kernels' large per-task buffers are reused instead of allocated and zeroed on
-/// every call (that was tens of MB of page faults and memset per iteration).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer, at least `len` floats long, with arbitrary contents: the
+/// fused kernels' large per-task buffers are reused instead of allocated and zeroed on every
+/// call (that was tens of MB of page faults and memset per iteration). Hand it back with
+/// [`give_back_scratch`]. (A buffer, not a closure: a closure would be compiled outside the
+/// AVX-512/AVX2 versions of the kernels that call it.)
+fn take_scratch(len: usize) -> Vec<f32> {
+    let mut buf = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    if buf.len() < len {
+        buf.resize(len, 0.0);
     }
-    SCRATCH.with(|cell| {
-        // A nested call (none today) would find the buffer borrowed: give it its own.
-        let Ok(mut buf) = cell.try_borrow_mut() else {
-            return f(&mut vec![0.0f32; len]);
-        };
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        f(&mut buf[..len])
-    })
+    buf
+}
+
+/// Returns a buffer from [`take_scratch`] for the next call on this thread.
+fn give_back_scratch(buf: Vec<f32>) {
+    SCRATCH.with(|cell| *cell.borrow_mut() = buf);
 }
