@@ -100,7 +100,7 @@ impl Encoding {
         rng: &mut Rng,
         device: &Device,
     ) -> Result<Tensor<3>> {
-        if batch == 0 || data.len() % batch != 0 {
+        if batch == 0 || !data.len().is_multiple_of(batch) {
             return Err(Error::invalid(
                 "batch",
                 format!("{} values do not split into {batch} samples", data.len()),
