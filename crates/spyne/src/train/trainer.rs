@@ -189,7 +189,8 @@ impl Trainer {
                 loss,
                 accuracy: acc,
             });
-            let due = checkpoint_every > 0 && self.progress.iteration.is_multiple_of(checkpoint_every);
+            let due =
+                checkpoint_every > 0 && self.progress.iteration.is_multiple_of(checkpoint_every);
             if let (Some(dir), true) = (checkpoint_dir, due && self.progress.iteration < iterations)
             {
                 self.progress.train_seconds += start.elapsed().as_secs_f64();
