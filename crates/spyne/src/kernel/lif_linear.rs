@@ -71,12 +71,16 @@ multiversion! {
                     }
                 }
             }
-            matmul(o, false, s, (n, 1), w, (m, 1), [spec.steps * rn, m, n]);
+            // Column-major `[T·rows, M]`: the long dimension is the contiguous one.
+            let tr = spec.steps * rn;
+            matmul(o, (1, tr), false, s, (n, 1), w, (m, 1), [tr, m, n]);
             for t in 0..spec.steps {
                 for (r, b) in rows.clone().enumerate() {
-                    let src = &o[(t * rn + r) * m..(t * rn + r + 1) * m];
                     // SAFETY: row (t, b) of the output belongs to this task alone.
-                    unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) }.copy_from_slice(src);
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) };
+                    for (k, d) in dst.iter_mut().enumerate() {
+                        *d = o[k * tr + t * rn + r];
+                    }
                 }
             }
         }
@@ -84,10 +88,12 @@ multiversion! {
     }
 }
 
-/// `dst (+)= lhs·rhs` for `[rows, cols, inner]`, row-major `dst`; operands given with their
-/// (row, column) strides. Single-threaded: it runs inside a parallel task.
+/// `dst (+)= lhs·rhs` for `[rows, cols, inner]`, every matrix given with its (row, column)
+/// strides. Single-threaded: it runs inside a parallel task. (gemm vectorises along the
+/// destination's contiguous dimension: make that the long one.)
 fn matmul(
     dst: &mut [f32],
+    dst_s: (usize, usize),
     accumulate: bool,
     lhs: &[f32],
     lhs_s: (usize, usize),
@@ -98,7 +104,10 @@ fn matmul(
     let last = |s: (usize, usize), r: usize, c: usize| {
         r.saturating_sub(1) * s.0 + c.saturating_sub(1) * s.1
     };
-    assert!(dst.len() >= rows * cols, "matmul destination too small");
+    assert!(
+        dst.len() > last(dst_s, rows, cols),
+        "matmul destination too small"
+    );
     assert!(
         lhs.len() > last(lhs_s, rows, inner) && rhs.len() > last(rhs_s, inner, cols),
         "matmul operand too small"
@@ -110,8 +119,8 @@ fn matmul(
             cols,
             inner,
             dst.as_mut_ptr(),
-            1,
-            cols as isize,
+            dst_s.1 as isize,
+            dst_s.0 as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_s.1 as isize,
@@ -260,8 +269,8 @@ multiversion! {
                         .copy_from_slice(&grad[(t * b_n + b) * m..(t * b_n + b + 1) * m]);
                 }
             }
-            matmul(g_s, false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
-            matmul(g_wt, true, g_out, (1, m), s, (n, 1), [m, n, tr]);
+            matmul(g_s, (n, 1), false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
+            matmul(g_wt, (n, 1), true, g_out, (1, m), s, (n, 1), [m, n, tr]);
             let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
             let mut g_in_static = vec![0.0f32; n];
             let zeros = vec![0.0f32; n];
