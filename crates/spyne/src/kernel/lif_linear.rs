@@ -73,7 +73,7 @@ multiversion! {
             }
             // Column-major `[T·rows, M]`: the long dimension is the contiguous one.
             let tr = spec.steps * rn;
-            matmul(o, (1, tr), false, s, (n, 1), w, (m, 1), [tr, m, n]);
+            matmul((o, (1, tr)), false, (s, (n, 1)), (w, (m, 1)), [tr, m, n]);
             for t in 0..spec.steps {
                 for (r, b) in rows.clone().enumerate() {
                     // SAFETY: row (t, b) of the output belongs to this task alone.
@@ -88,17 +88,17 @@ multiversion! {
     }
 }
 
+/// A matrix's (row, column) strides.
+type Strides = (usize, usize);
+
 /// `dst (+)= lhs·rhs` for `[rows, cols, inner]`, every matrix given with its (row, column)
 /// strides. Single-threaded: it runs inside a parallel task. (gemm vectorises along the
 /// destination's contiguous dimension: make that the long one.)
 fn matmul(
-    dst: &mut [f32],
-    dst_s: (usize, usize),
+    (dst, dst_s): (&mut [f32], Strides),
     accumulate: bool,
-    lhs: &[f32],
-    lhs_s: (usize, usize),
-    rhs: &[f32],
-    rhs_s: (usize, usize),
+    (lhs, lhs_s): (&[f32], Strides),
+    (rhs, rhs_s): (&[f32], Strides),
     [rows, cols, inner]: [usize; 3],
 ) {
     let last = |s: (usize, usize), r: usize, c: usize| {
@@ -269,8 +269,8 @@ multiversion! {
                         .copy_from_slice(&grad[(t * b_n + b) * m..(t * b_n + b + 1) * m]);
                 }
             }
-            matmul(g_s, (n, 1), false, g_out, (m, 1), wt, (n, 1), [tr, n, m]);
-            matmul(g_wt, (n, 1), true, g_out, (1, m), s, (n, 1), [m, n, tr]);
+            matmul((g_s, (n, 1)), false, (g_out, (m, 1)), (wt, (n, 1)), [tr, n, m]);
+            matmul((g_wt, (n, 1)), true, (g_out, (1, m)), (s, (n, 1)), [m, n, tr]);
             let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
             let mut g_in_static = vec![0.0f32; n];
             let zeros = vec![0.0f32; n];
