@@ -348,54 +348,145 @@ multiversion! {
     fn backward_rows<SYN: bool, RESET: u8, SG: u8>(task: &BackTask, rows: std::ops::Range<usize>, g_params: &mut [f32]) {
         let BackTask { spec, input, p, grad, k, custom, g_input } = *task;
         let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
-        let plane = t_n * b_n * n;
-        let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
-        let (g_beta, g_theta) = rest.split_at_mut(n);
-        let mut us = vec![0.0f32; (t_n + 1) * n]; // us[..n] = U[−1] = 0
-        let mut syns = vec![0.0f32; if SYN { (t_n + 1) * n } else { n }];
-        let mut syn = vec![0.0f32; n];
-        let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-        let mut g_in_static = vec![0.0f32; n];
+        let mut us = vec![0.0f32; (t_n + 1) * n];
+        let mut syns = vec![0.0f32; if SYN { (t_n + 1) * n } else { 0 }];
+        let mut walk = RowWalk::new(n);
         let zeros = vec![0.0f32; n];
         for b in rows {
-            syn.fill(0.0);
-            for t in 0..t_n {
-                let (done, next) = us.split_at_mut((t + 1) * n);
-                next[..n].copy_from_slice(&done[t * n..]);
-                step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
-                if SYN {
-                    syns[(t + 1) * n..(t + 2) * n].copy_from_slice(&syn);
-                }
-            }
-            du_next.fill(0.0);
-            dsyn_next.fill(0.0);
-            carry.fill(0.0);
-            g_in_static.fill(0.0);
-            for t in (0..t_n).rev() {
-                let at = (t * b_n + b) * n;
-                let g_in = if spec.static_input {
-                    &mut g_in_static[..]
-                } else {
-                    // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
-                    unsafe { std::slice::from_raw_parts_mut(g_input.0.add(at), n) }
-                };
-                back_step::<SYN, RESET, SG>(
-                    p,
-                    (k, custom),
-                    &grad[at..at + n],
-                    if spec.mems { &grad[plane + at..plane + at + n] } else { &zeros },
-                    &us[t * n..(t + 2) * n],
-                    if SYN { &syns[t * n..(t + 1) * n] } else { &zeros },
-                    [&mut du_next, &mut dsyn_next, &mut carry],
-                    [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
-                    g_in,
-                );
-            }
-            if spec.static_input {
-                // SAFETY: row b of the static input gradient belongs to this task alone.
-                unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
-            }
+            recompute_row::<SYN, RESET>(spec, p, input, b, &mut us, &mut syns, &mut walk.syn);
+            let g_s = Rows { data: grad, stride: b_n * n, offset: b * n };
+            let g_u = if spec.mems {
+                Rows { data: grad, stride: b_n * n, offset: t_n * b_n * n + b * n }
+            } else {
+                Rows::zeros(&zeros)
+            };
+            walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, &us, &syns, g_s, g_u, &mut walk, g_params, g_input);
         }
+    }
+}
+
+/// Rows `t = 0, 1, …` of a time-major array: row `t` starts at `offset + t·stride`.
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) stride: usize,
+    pub(super) offset: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Every row is `zeros`.
+    pub(super) fn zeros(zeros: &'a [f32]) -> Self {
+        Rows {
+            data: zeros,
+            stride: 0,
+            offset: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn row(&self, t: usize, n: usize) -> &'a [f32] {
+        &self.data[self.offset + t * self.stride..][..n]
+    }
+}
+
+/// The per-row buffers of the backward walk, allocated once per task.
+pub(super) struct RowWalk {
+    du_next: Vec<f32>,
+    dsyn_next: Vec<f32>,
+    carry: Vec<f32>,
+    g_in_static: Vec<f32>,
+    pub(super) syn: Vec<f32>,
+}
+
+impl RowWalk {
+    pub(super) fn new(n: usize) -> Self {
+        let z = || vec![0.0f32; n];
+        RowWalk {
+            du_next: z(),
+            dsyn_next: z(),
+            carry: z(),
+            g_in_static: z(),
+            syn: z(),
+        }
+    }
+}
+
+/// Recomputes batch row `b` forward: `us` gets `U[−1] = 0, U[0], …, U[T−1]` and, for
+/// Synaptic, `syns` the currents likewise (`(T + 1)·n` each); `syn` is working space.
+#[inline(always)]
+pub(super) fn recompute_row<const SYN: bool, const RESET: u8>(
+    spec: &LifSpec,
+    p: Params,
+    input: &[f32],
+    b: usize,
+    us: &mut [f32],
+    syns: &mut [f32],
+    syn: &mut [f32],
+) {
+    let n = spec.features;
+    us[..n].fill(0.0);
+    syn.fill(0.0);
+    if SYN {
+        syns[..n].fill(0.0);
+    }
+    for t in 0..spec.steps {
+        let (done, next) = us.split_at_mut((t + 1) * n);
+        next[..n].copy_from_slice(&done[t * n..]);
+        step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], syn);
+        if SYN {
+            syns[(t + 1) * n..(t + 2) * n].copy_from_slice(syn);
+        }
+    }
+}
+
+/// Walks batch row `b` backwards in time (see [`backward`]) from its recomputed `us`/`syns`
+/// and the upstream gradients `g_s` (spikes) and `g_u` (membranes), adding to `g_params`
+/// (`[α, β, θ]` or `[β, θ]`) and writing the row's input gradient into `g_input`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn walk_back_row<const SYN: bool, const RESET: u8, const SG: u8>(
+    spec: &LifSpec,
+    p: Params,
+    sg: ([f32; 2], DerivativeRef),
+    b: usize,
+    us: &[f32],
+    syns: &[f32],
+    g_s: Rows,
+    g_u: Rows,
+    w: &mut RowWalk,
+    g_params: &mut [f32],
+    g_input: Shared,
+) {
+    let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+    let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
+    let (g_beta, g_theta) = rest.split_at_mut(n);
+    w.du_next.fill(0.0);
+    w.dsyn_next.fill(0.0);
+    w.carry.fill(0.0);
+    w.g_in_static.fill(0.0);
+    for t in (0..t_n).rev() {
+        let g_in = if spec.static_input {
+            &mut w.g_in_static[..]
+        } else {
+            // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
+            unsafe { std::slice::from_raw_parts_mut(g_input.0.add((t * b_n + b) * n), n) }
+        };
+        back_step::<SYN, RESET, SG>(
+            p,
+            sg,
+            g_s.row(t, n),
+            g_u.row(t, n),
+            &us[t * n..(t + 2) * n],
+            if SYN { &syns[t * n..(t + 1) * n] } else { &[] },
+            [&mut w.du_next, &mut w.dsyn_next, &mut w.carry],
+            [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
+            g_in,
+        );
+    }
+    if spec.static_input {
+        // SAFETY: row b of the static input gradient belongs to this task alone.
+        unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }
+            .copy_from_slice(&w.g_in_static);
     }
 }
 

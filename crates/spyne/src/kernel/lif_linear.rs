@@ -11,8 +11,8 @@
 use rayon::prelude::*;
 
 use super::lif::{
-    back_step, input_row, monomorphize, multiversion, reset_code, spike, split_params, step,
-    step_row, tasks, Params, Shared, NONE, SUB, ZERO,
+    input_row, monomorphize, multiversion, recompute_row, reset_code, spike, split_params, step,
+    step_row, tasks, walk_back_row, Params, RowWalk, Rows, Shared, NONE, SUB, ZERO,
 };
 use super::{LifKind, LifSpec};
 use crate::surrogate::{with_surrogate_code, DerivativeRef};
@@ -232,37 +232,28 @@ multiversion! {
     fn backward_rows<SYN: bool, RESET: u8, SG: u8>(task: &Task, rows: std::ops::Range<usize>, g_params: &mut [f32], g_wt: &mut [f32]) {
         let Task { spec, input, p, wt, m, grad, k, custom, g_input } = *task;
         let (t_n, b_n, n, rn) = (spec.steps, spec.batch, spec.features, rows.len());
-        let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
-        let (g_beta, g_theta) = rest.split_at_mut(n);
         let per_row = (t_n + 1) * n;
         let tr = t_n * rn;
         let syn_len = if SYN { rn * per_row } else { 0 };
-        let mut syn = vec![0.0f32; n];
-        // Every scratch element is written before it is read (U[−1], I_syn[−1] explicitly).
+        let mut walk = RowWalk::new(n);
+        let zeros = vec![0.0f32; n];
+        // Every scratch element is written before it is read (`recompute_row` sets U[−1] and
+        // I_syn[−1]).
         let len = rn * per_row + syn_len + 2 * tr * n + tr * m;
         let mut buffer = take_scratch(len);
         {
             let scratch = &mut buffer[..len];
-            let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1] = 0, U[0], …, U[T−1]
+            let (us, rest) = scratch.split_at_mut(rn * per_row); // per row: U[−1], U[0], …, U[T−1]
             let (syns, rest) = rest.split_at_mut(syn_len);
             let (s, rest) = rest.split_at_mut(tr * n); // [t][row][n]
             let (g_s, g_out) = rest.split_at_mut(tr * n);
             for (r, b) in rows.clone().enumerate() {
-                syn.fill(0.0);
                 let us = &mut us[r * per_row..(r + 1) * per_row];
-                us[..n].fill(0.0);
-                if SYN {
-                    syns[r * per_row..r * per_row + n].fill(0.0); // I_syn[−1] = 0
-                }
+                let syns = if SYN { &mut syns[r * per_row..(r + 1) * per_row] } else { &mut syns[..0] };
+                recompute_row::<SYN, RESET>(spec, p, input, b, us, syns, &mut walk.syn);
                 for t in 0..t_n {
-                    let (done, next) = us.split_at_mut((t + 1) * n);
-                    next[..n].copy_from_slice(&done[t * n..]);
-                    step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut next[..n], &mut syn);
-                    if SYN {
-                        syns[r * per_row + (t + 1) * n..r * per_row + (t + 2) * n].copy_from_slice(&syn);
-                    }
                     let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
-                    for ((s, &u), &th) in s.iter_mut().zip(&next[..n]).zip(&p.theta[..n]) {
+                    for ((s, &u), &th) in s.iter_mut().zip(&us[(t + 1) * n..(t + 2) * n]).zip(&p.theta[..n]) {
                         *s = step(u - th);
                     }
                     g_out[(t * rn + r) * m..(t * rn + r + 1) * m]
@@ -271,38 +262,11 @@ multiversion! {
             }
             matmul((g_s, (n, 1)), false, (g_out, (m, 1)), (wt, (n, 1)), [tr, n, m]);
             matmul((g_wt, (n, 1)), true, (g_out, (1, m)), (s, (n, 1)), [m, n, tr]);
-            let (mut du_next, mut dsyn_next, mut carry) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-            let mut g_in_static = vec![0.0f32; n];
-            let zeros = vec![0.0f32; n];
             for (r, b) in rows.enumerate() {
-                du_next.fill(0.0);
-                dsyn_next.fill(0.0);
-                carry.fill(0.0);
-                g_in_static.fill(0.0);
-                for t in (0..t_n).rev() {
-                    let at = (t * b_n + b) * n;
-                    let g_in = if spec.static_input {
-                        &mut g_in_static[..]
-                    } else {
-                        // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
-                        unsafe { std::slice::from_raw_parts_mut(g_input.0.add(at), n) }
-                    };
-                    back_step::<SYN, RESET, SG>(
-                        p,
-                        (k, custom),
-                        &g_s[(t * rn + r) * n..(t * rn + r + 1) * n],
-                        &zeros,
-                        &us[r * per_row + t * n..r * per_row + (t + 2) * n],
-                        if SYN { &syns[r * per_row + t * n..r * per_row + (t + 1) * n] } else { &zeros },
-                        [&mut du_next, &mut dsyn_next, &mut carry],
-                        [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
-                        g_in,
-                    );
-                }
-                if spec.static_input {
-                    // SAFETY: row b of the static input gradient belongs to this task alone.
-                    unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }.copy_from_slice(&g_in_static);
-                }
+                let g_s = Rows { data: g_s, stride: rn * n, offset: r * n };
+                let syns = if SYN { &syns[r * per_row..(r + 1) * per_row] } else { &syns[..0] };
+                let us = &us[r * per_row..(r + 1) * per_row];
+                walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, us, syns, g_s, Rows::zeros(&zeros), &mut walk, g_params, g_input);
             }
         }
         give_back_scratch(buffer);
