@@ -144,3 +144,67 @@ fn batches_scale_pixels_and_drop_the_last_partial_batch() {
             .collect::<Vec<_>>()
     );
 }
+
+// PyTorch's generator. The expected values were printed by PyTorch 2.15 (CPU):
+//   torch.manual_seed(0); a = nn.Linear(784, 1000); b = nn.Linear(1000, 10)
+//   g = torch.Generator().manual_seed(0); torch.randperm(60000, generator=g)  # twice
+// Bit patterns are the f32 values' IEEE bits.
+
+use spyne::layer::Linear;
+use spyne::rng::TorchRng;
+
+#[test]
+fn torch_uniform_and_randperm_match_pytorch() {
+    let mut g = TorchRng::new(7);
+    let got: Vec<f32> = (0..7).map(|_| g.uniform_f32(-0.5, 0.5)).collect();
+    assert_eq!(got[0], 0.034_922_54);
+    assert_eq!(got[1], -0.301_196_8);
+    assert_eq!(got[6].to_bits(), 0xbe95f8d2);
+    // PyTorch keeps the seed's low 32 bits.
+    assert_eq!(TorchRng::new((1 << 32) + 7).uniform_f32(-0.5, 0.5), got[0]);
+    assert_eq!(
+        TorchRng::new(7).randperm(10),
+        vec![5, 0, 3, 4, 1, 7, 9, 6, 8, 2]
+    );
+    let mut g = TorchRng::new(0);
+    let p1 = g.randperm(60000);
+    assert_eq!(
+        p1[..8],
+        [36044, 10678, 57327, 55074, 21567, 15479, 9481, 43095]
+    );
+    assert_eq!(p1[59997..], [31951, 27130, 1544]);
+    let p2 = g.randperm(60000);
+    assert_eq!(
+        p2[..8],
+        [27953, 38120, 7367, 44667, 1513, 24140, 14424, 14285]
+    );
+    let mut sorted = p2.clone();
+    sorted.sort_unstable();
+    assert!(sorted.iter().enumerate().all(|(i, &x)| i == x));
+}
+
+#[test]
+fn linear_from_torch_seed_has_pytorchs_initial_weights() {
+    let dev = cpu();
+    let mut g = TorchRng::new(0);
+    let fc1 = Linear::new(784, 1000, true, &mut g, &dev).unwrap();
+    let fc2 = Linear::new(1000, 10, true, &mut g, &dev).unwrap();
+    let bits = |t: burn::tensor::Tensor<2>, i: usize, o: usize| {
+        v(t.slice([i..i + 1, o..o + 1]))[0].to_bits()
+    };
+    // burn stores [in, out]: PyTorch's weight[o][i] is ours [i][o].
+    let w1 = fc1.weight.val();
+    assert_eq!(bits(w1.clone(), 0, 0), 0xb98c3000);
+    assert_eq!(bits(w1.clone(), 1, 0), 0x3c9cf2b5);
+    assert_eq!(bits(w1.clone(), 2, 0), 0xbcf0ccac);
+    assert_eq!(bits(w1, 783, 999), 0x3c4a80e5);
+    let b1 = v(fc1.bias.unwrap().val());
+    assert_eq!(
+        (b1[0].to_bits(), b1[999].to_bits()),
+        (0xbcc96711, 0x3bf518f8)
+    );
+    let w2 = fc2.weight.val();
+    assert_eq!(bits(w2.clone(), 0, 0), 0xbcd7b931);
+    assert_eq!(bits(w2, 999, 9), 0xbc5b8ded);
+    assert_eq!(v(fc2.bias.unwrap().val())[9].to_bits(), 0xbcc1bf9a);
+}

@@ -238,3 +238,21 @@ fn every_loss_and_encoding_trains_a_step() {
         .train_epoch(&m.train, |_| {}, 0, None)
         .unwrap();
 }
+
+#[test]
+fn the_seed_means_what_torch_manual_seed_means() {
+    // The reference job with seed 0 starts from PyTorch's `torch.manual_seed(0)` network and
+    // shuffles like `torch.randperm(60000, generator=torch.Generator().manual_seed(0))` once
+    // per epoch (values printed by PyTorch 2.15; see tests/data.rs).
+    let t = Trainer::new(TrainConfig::default(), &Device::flex()).unwrap();
+    let w = export(&t.model);
+    assert_eq!(w["fc1.weight"].values[0].to_bits(), 0xb98c3000);
+    assert_eq!(w["fc2.bias"].values[9].to_bits(), 0xbcc1bf9a);
+    let first = t.epoch_order(0, 60000);
+    assert_eq!(first.batch_indices(0)[..3], [36044, 10678, 57327]);
+    assert_eq!(first.num_batches(), 468);
+    assert_eq!(
+        t.epoch_order(1, 60000).batch_indices(0)[..3],
+        [27953, 38120, 7367]
+    );
+}

@@ -1,7 +1,7 @@
 //! Mini-batches: seeded shuffling, `drop_last`, and pixel scaling.
 
 use super::mnist::Split;
-use crate::rng::Rng;
+use crate::rng::{Rng, TorchRng};
 
 /// One mini-batch on the host: pixels scaled to `[0, 1]`, row-major `[len, pixels]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +54,25 @@ pub struct EpochOrder {
 impl EpochOrder {
     /// A shuffled order of `0..n` drawn from `rng` (or the identity when `rng` is `None`).
     pub fn new(n: usize, batch_size: usize, drop_last: bool, rng: Option<&mut Rng>) -> Self {
-        assert!(
-            batch_size > 0,
-            "batch_size must be positive (validated by callers)"
-        );
         let mut order: Vec<usize> = (0..n).collect();
         if let Some(rng) = rng {
             rng.shuffle(&mut order);
         }
+        EpochOrder::from_order(order, batch_size, drop_last)
+    }
+
+    /// The order `torch.randperm(n, generator)` gives with this generator: the `DataLoader`
+    /// order of a PyTorch script that shuffles with the same seeded generator.
+    pub fn torch(n: usize, batch_size: usize, drop_last: bool, rng: &mut TorchRng) -> Self {
+        EpochOrder::from_order(rng.randperm(n), batch_size, drop_last)
+    }
+
+    /// A given order of sample indices, cut into batches of `batch_size` (> 0).
+    pub fn from_order(order: Vec<usize>, batch_size: usize, drop_last: bool) -> Self {
+        assert!(
+            batch_size > 0,
+            "batch_size must be positive (validated by callers)"
+        );
         EpochOrder {
             order,
             batch_size,

@@ -4,7 +4,7 @@ use burn::module::{Module, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::rng::{linear_bounds, UniformSource};
 
 /// `y = x·W + b` with `W` stored `[in, out]` (burn's layout; PyTorch stores `[out, in]`).
 #[derive(Module, Debug)]
@@ -18,12 +18,13 @@ pub struct Linear {
 impl Linear {
     /// A layer initialised like PyTorch's `nn.Linear`: weight and bias uniform in
     /// `[−1/√in, 1/√in)`, drawn from `rng` (weights first, in PyTorch's `[out, in]` order, so
-    /// the same stream gives the same layer in both layouts).
+    /// the same stream gives the same layer in both layouts; with a [`crate::rng::TorchRng`]
+    /// seeded like `torch.manual_seed(s)` the values are PyTorch's, bit for bit).
     pub fn new(
         d_in: usize,
         d_out: usize,
         bias: bool,
-        rng: &mut Rng,
+        rng: &mut impl UniformSource,
         device: &Device,
     ) -> Result<Self> {
         if d_in == 0 || d_out == 0 {
@@ -32,12 +33,10 @@ impl Linear {
                 format!("sizes must be positive, got {d_in}x{d_out}"),
             ));
         }
-        let k = 1.0 / (d_in as f32).sqrt();
-        let torch_order: Vec<f32> = (0..d_in * d_out)
-            .map(|_| rng.uniform_range(-k, k))
-            .collect();
+        let (kw, kb) = linear_bounds(d_in);
+        let torch_order: Vec<f32> = (0..d_in * d_out).map(|_| rng.uniform_in(-kw, kw)).collect();
         let b: Option<Vec<f32>> =
-            bias.then(|| (0..d_out).map(|_| rng.uniform_range(-k, k)).collect());
+            bias.then(|| (0..d_out).map(|_| rng.uniform_in(-kb, kb)).collect());
         Linear::from_torch(&torch_order, b.as_deref(), d_in, d_out, device)
     }
 

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use super::param::{row, Value};
 use crate::error::{Error, Result};
 use crate::layer::Linear;
-use crate::rng::Rng;
+use crate::rng::UniformSource;
 
 /// How output spikes are fed back into the layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,12 @@ pub struct Recurrent {
 
 impl Recurrent {
     /// Builds the connection; `learn` decides whether its weights are trained.
-    pub fn new(kind: &RecurrentKind, learn: bool, rng: &mut Rng, device: &Device) -> Result<Self> {
+    pub fn new(
+        kind: &RecurrentKind,
+        learn: bool,
+        rng: &mut impl UniformSource,
+        device: &Device,
+    ) -> Result<Self> {
         Ok(match kind {
             RecurrentKind::AllToAll { features } => {
                 let mut linear = Linear::new(*features, *features, true, rng, device)?;

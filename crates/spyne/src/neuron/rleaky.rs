@@ -8,7 +8,7 @@ use super::param::{decay_row, expect_dims, Value};
 use super::recurrent::{Recurrent, RecurrentKind};
 use super::{Neuron, NeuronState};
 use crate::error::Result;
-use crate::rng::Rng;
+use crate::rng::UniformSource;
 use crate::surrogate::Surrogate;
 
 /// Configuration of an [`RLeaky`] layer (defaults: θ = 1, ATan, subtract reset, β fixed,
@@ -58,7 +58,7 @@ impl RLeakyConfig {
     }
 
     /// Builds the layer, drawing an all-to-all layer's weights from `rng`.
-    pub fn init(&self, rng: &mut Rng, device: &Device) -> Result<RLeaky> {
+    pub fn init(&self, rng: &mut impl UniformSource, device: &Device) -> Result<RLeaky> {
         self.beta
             .check("beta", "in [0, 1]", |b| (0.0..=1.0).contains(&b))?;
         Ok(RLeaky {

@@ -8,7 +8,7 @@ use super::param::{decay_row, expect_dims, Value};
 use super::recurrent::{Recurrent, RecurrentKind};
 use super::{Neuron, NeuronState};
 use crate::error::Result;
-use crate::rng::Rng;
+use crate::rng::UniformSource;
 use crate::surrogate::Surrogate;
 
 /// Configuration of an [`RSynaptic`] layer (defaults: θ = 1, ATan, subtract reset,
@@ -48,7 +48,7 @@ impl RSynapticConfig {
     }
 
     /// Builds the layer, drawing an all-to-all layer's weights from `rng`.
-    pub fn init(&self, rng: &mut Rng, device: &Device) -> Result<RSynaptic> {
+    pub fn init(&self, rng: &mut impl UniformSource, device: &Device) -> Result<RSynaptic> {
         self.alpha
             .check("alpha", "in [0, 1]", |a| (0.0..=1.0).contains(&a))?;
         self.beta

@@ -7,7 +7,7 @@ use super::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::layer::Linear;
 use crate::neuron::{Cell, LeakyConfig, Neuron, NeuronState, Reset, SynapticConfig};
-use crate::rng::Rng;
+use crate::rng::UniformSource;
 use crate::surrogate::Surrogate;
 
 /// A stack of fully connected layers, each followed by a spiking layer.
@@ -56,7 +56,11 @@ impl Recording {
 
 impl SpikingMlp {
     /// Builds `sizes[0] → sizes[1] → … ` with one neuron layer per Linear, weights from `rng`.
-    pub fn new(config: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: &TrainConfig,
+        rng: &mut impl UniformSource,
+        device: &Device,
+    ) -> Result<Self> {
         let sizes = config.layer_sizes();
         let surrogate = Surrogate::from_name(&config.surrogate)?;
         let reset = Reset::from_name(&config.reset)?;

@@ -14,7 +14,7 @@ use crate::decode::{accuracy, predict_latency, predict_rate};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::loss::LossKind;
-use crate::rng::Rng;
+use crate::rng::{Rng, TorchRng};
 use crate::spikegen::Encoding;
 use crate::tensor::scalar;
 
@@ -84,10 +84,14 @@ fn mix(seed: u64, a: u64, b: u64) -> u64 {
 impl Trainer {
     /// A fresh run: validates `config`, draws the weights from its seed, on `device`
     /// (made autodiff if it is not).
+    ///
+    /// The weights come from PyTorch's generator after `torch.manual_seed(seed)`, in
+    /// `nn.Linear`'s order (layer by layer, weight then bias): the same numbers snntorch's
+    /// tutorial network starts from with that seed.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Trainer> {
         config.validate()?;
         let device = device.clone().autodiff();
-        let mut rng = Rng::new(mix(config.seed, u64::MAX, 0));
+        let mut rng = TorchRng::new(config.seed);
         let model = SpikingMlp::new(&config, &mut rng, &device)?;
         Ok(Trainer {
             optim: adam(&config).init(),
@@ -106,10 +110,15 @@ impl Trainer {
         })
     }
 
-    /// The epoch's shuffled order of `n` samples.
+    /// The epoch's shuffled order of `n` samples: the `epoch`-th (from 0) `torch.randperm(n)`
+    /// of a `torch.Generator().manual_seed(seed)`, as a PyTorch script shuffling with its own
+    /// seeded generator draws it. Recomputed from the seed, so a resumed run needs no state.
     pub fn epoch_order(&self, epoch: usize, n: usize) -> EpochOrder {
-        let mut rng = Rng::new(mix(self.config.seed, epoch as u64, u64::MAX));
-        EpochOrder::new(n, self.config.batch_size, true, Some(&mut rng))
+        let mut rng = TorchRng::new(self.config.seed);
+        for _ in 0..epoch {
+            rng.randperm(n);
+        }
+        EpochOrder::torch(n, self.config.batch_size, true, &mut rng)
     }
 
     /// Iterations of an epoch over `n` samples (honouring `max_iters`).

@@ -1,10 +1,32 @@
-//! A small, portable, serialisable random number generator.
+//! Random streams spyne owns, so that a seed gives the same numbers on every platform and every
+//! version of its dependencies.
 //!
-//! spyne owns its randomness (weight init, shuffling, rate encoding) so that a seed gives the
-//! same numbers on every platform and every version of its dependencies, and so that the state
-//! can be saved in a checkpoint and restored exactly.
+//! - [`Rng`] (xoshiro256++) drives encoders (rate, …) and everything spyne-specific.
+//! - [`TorchRng`] reproduces PyTorch's CPU generator, for what the reference job shares with
+//!   snntorch's tutorial: the initial weights and the shuffled batch order.
 
 use serde::{Deserialize, Serialize};
+
+mod torch;
+pub use torch::{linear_bounds, TorchRng};
+
+/// A source of uniform `f32` draws, for weight initialisation.
+pub trait UniformSource {
+    /// One value uniform in `[lo, hi)`.
+    fn uniform_in(&mut self, lo: f32, hi: f32) -> f32;
+}
+
+impl UniformSource for Rng {
+    fn uniform_in(&mut self, lo: f32, hi: f32) -> f32 {
+        self.uniform_range(lo, hi)
+    }
+}
+
+impl UniformSource for TorchRng {
+    fn uniform_in(&mut self, lo: f32, hi: f32) -> f32 {
+        self.uniform_f32(lo, hi)
+    }
+}
 
 /// xoshiro256++ seeded through SplitMix64.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
