@@ -34,6 +34,7 @@ pub mod kernel;
 pub mod layer;
 pub mod loss;
 pub mod neuron;
+pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod rng;

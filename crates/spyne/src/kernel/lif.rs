@@ -105,6 +105,18 @@ pub(super) struct Shared(pub(super) *mut f32);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
+impl Shared {
+    /// Row `row` (of length `n`) of the array this points into.
+    ///
+    /// # Safety
+    /// The row lies inside the array, and no one else reads or writes it meanwhile.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn row(&self, row: usize, n: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(row * n), n)
+    }
+}
+
 /// Reset mechanisms as const-generic codes, so that each kernel instance is branch-free.
 pub(super) const SUB: u8 = 0;
 pub(super) const ZERO: u8 = 1;
@@ -350,17 +362,12 @@ multiversion! {
         let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
         let mut us = vec![0.0f32; (t_n + 1) * n];
         let mut syns = vec![0.0f32; if SYN { (t_n + 1) * n } else { 0 }];
-        let mut walk = RowWalk::new(n);
-        let zeros = vec![0.0f32; n];
+        let mut syn = vec![0.0f32; n];
         for b in rows {
-            recompute_row::<SYN, RESET>(spec, p, input, b, &mut us, &mut syns, &mut walk.syn);
+            recompute_row::<SYN, RESET>(spec, p, input, b, &mut us, &mut syns, &mut syn);
             let g_s = Rows { data: grad, stride: b_n * n, offset: b * n };
-            let g_u = if spec.mems {
-                Rows { data: grad, stride: b_n * n, offset: t_n * b_n * n + b * n }
-            } else {
-                Rows::zeros(&zeros)
-            };
-            walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, &us, &syns, g_s, g_u, &mut walk, g_params, g_input);
+            let g_u = spec.mems.then_some(Rows { data: grad, stride: b_n * n, offset: t_n * b_n * n + b * n });
+            walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, &us, &syns, g_s, g_u, g_params, g_input);
         }
     }
 }
@@ -374,40 +381,9 @@ pub(super) struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    /// Every row is `zeros`.
-    pub(super) fn zeros(zeros: &'a [f32]) -> Self {
-        Rows {
-            data: zeros,
-            stride: 0,
-            offset: 0,
-        }
-    }
-
     #[inline(always)]
     fn row(&self, t: usize, n: usize) -> &'a [f32] {
         &self.data[self.offset + t * self.stride..][..n]
-    }
-}
-
-/// The per-row buffers of the backward walk, allocated once per task.
-pub(super) struct RowWalk {
-    du_next: Vec<f32>,
-    dsyn_next: Vec<f32>,
-    carry: Vec<f32>,
-    g_in_static: Vec<f32>,
-    pub(super) syn: Vec<f32>,
-}
-
-impl RowWalk {
-    pub(super) fn new(n: usize) -> Self {
-        let z = || vec![0.0f32; n];
-        RowWalk {
-            du_next: z(),
-            dsyn_next: z(),
-            carry: z(),
-            g_in_static: z(),
-            syn: z(),
-        }
     }
 }
 
@@ -440,8 +416,12 @@ pub(super) fn recompute_row<const SYN: bool, const RESET: u8>(
 }
 
 /// Walks batch row `b` backwards in time (see [`backward`]) from its recomputed `us`/`syns`
-/// and the upstream gradients `g_s` (spikes) and `g_u` (membranes), adding to `g_params`
-/// (`[α, β, θ]` or `[β, θ]`) and writing the row's input gradient into `g_input`.
+/// and the upstream gradients `g_s` (spikes) and `g_u` (membranes; `None`: zero), adding to
+/// `g_params` (`[α, β, θ]` or `[β, θ]`) and writing the row's input gradient into `g_input`.
+///
+/// Neurons outer, time inner: a block of [`LANES`] neurons keeps its running gradients and
+/// parameters in registers for the whole walk, and each step loads only its membrane and
+/// upstream gradients (time outer, every running vector went through memory every step).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn walk_back_row<const SYN: bool, const RESET: u8, const SG: u8>(
@@ -452,123 +432,134 @@ pub(super) fn walk_back_row<const SYN: bool, const RESET: u8, const SG: u8>(
     us: &[f32],
     syns: &[f32],
     g_s: Rows,
-    g_u: Rows,
-    w: &mut RowWalk,
+    g_u: Option<Rows>,
     g_params: &mut [f32],
     g_input: Shared,
 ) {
-    let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+    let n = spec.features;
+    let walk = Walk {
+        spec,
+        p,
+        sg,
+        b,
+        us,
+        syns,
+        g_s,
+        g_u,
+        g_input,
+    };
     let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
     let (g_beta, g_theta) = rest.split_at_mut(n);
-    w.du_next.fill(0.0);
-    w.dsyn_next.fill(0.0);
-    w.carry.fill(0.0);
-    w.g_in_static.fill(0.0);
-    for t in (0..t_n).rev() {
-        let g_in = if spec.static_input {
-            &mut w.g_in_static[..]
-        } else {
-            // SAFETY: the input-gradient row of (t, b) is visited by this task alone.
-            unsafe { std::slice::from_raw_parts_mut(g_input.0.add((t * b_n + b) * n), n) }
-        };
-        back_step::<SYN, RESET, SG>(
-            p,
-            sg,
-            g_s.row(t, n),
-            g_u.row(t, n),
-            &us[t * n..(t + 2) * n],
-            if SYN { &syns[t * n..(t + 1) * n] } else { &[] },
-            [&mut w.du_next, &mut w.dsyn_next, &mut w.carry],
-            [&mut *g_alpha, &mut *g_beta, &mut *g_theta],
-            g_in,
-        );
-    }
-    if spec.static_input {
-        // SAFETY: row b of the static input gradient belongs to this task alone.
-        unsafe { std::slice::from_raw_parts_mut(g_input.0.add(b * n), n) }
-            .copy_from_slice(&w.g_in_static);
-    }
-}
-
-/// Step `t` of the backward recursion for one row (see [`backward`]), eight lanes at a time.
-///
-/// Each block of eight is copied into local arrays, computed, and written back: the compiler
-/// then vectorises it without the run-time alias checks that made a plain loop over the
-/// slices fall back to scalar code.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn back_step<const SYN: bool, const RESET: u8, const SG: u8>(
-    p: Params,
-    sg: ([f32; 2], DerivativeRef),
-    g_s: &[f32],
-    g_u: &[f32],
-    u_prev_t: &[f32],
-    syn_prev: &[f32],
-    [du_next, dsyn_next, carry]: [&mut [f32]; 3],
-    [g_alpha, g_beta, g_theta]: [&mut [f32]; 3],
-    g_in: &mut [f32],
-) {
-    let n = g_in.len();
-    let (u_prev, u_t) = u_prev_t.split_at(n);
     let mut i = 0;
     while i < n {
-        let lanes = if i + 8 <= n { 8 } else { 1 };
+        let lanes = if i + LANES <= n { LANES } else { 1 };
         let r = i..i + lanes;
-        let a = BackIn {
-            g_s: &g_s[r.clone()],
-            g_u: &g_u[r.clone()],
-            u_prev: &u_prev[r.clone()],
-            u_t: &u_t[r.clone()],
-            beta: &p.beta[r.clone()],
-            theta: &p.theta[r.clone()],
-            alpha: if SYN { &p.alpha[r.clone()] } else { &[] },
-            syn_prev: if SYN { &syn_prev[r.clone()] } else { &[] },
-        };
-        let o = BackOut {
-            du_next: &mut du_next[r.clone()],
-            carry: &mut carry[r.clone()],
-            g_beta: &mut g_beta[r.clone()],
-            g_theta: &mut g_theta[r.clone()],
-            g_in: &mut g_in[r.clone()],
-            dsyn_next: if SYN {
-                &mut dsyn_next[r.clone()]
-            } else {
-                &mut []
-            },
-            g_alpha: if SYN {
+        let g = [
+            if SYN {
                 &mut g_alpha[r.clone()]
             } else {
-                &mut []
+                &mut [][..]
             },
-        };
-        if lanes == 8 {
-            back_lanes::<SYN, RESET, SG, 8>(sg, a, o);
+            &mut g_beta[r.clone()],
+            &mut g_theta[r],
+        ];
+        if lanes == LANES {
+            walk.block::<SYN, RESET, SG, LANES>(i, g);
         } else {
-            back_lanes::<SYN, RESET, SG, 1>(sg, a, o);
+            walk.block::<SYN, RESET, SG, 1>(i, g);
         }
         i += lanes;
     }
 }
 
-struct BackIn<'a> {
-    g_s: &'a [f32],
-    g_u: &'a [f32],
-    u_prev: &'a [f32],
-    u_t: &'a [f32],
-    beta: &'a [f32],
-    theta: &'a [f32],
-    alpha: &'a [f32],
-    syn_prev: &'a [f32],
+/// Neurons per block of the backward walk: one AVX-512 register.
+const LANES: usize = 16;
+
+/// What the backward walk of one batch row reads (see [`walk_back_row`]).
+struct Walk<'a> {
+    spec: &'a LifSpec,
+    p: Params<'a>,
+    sg: ([f32; 2], DerivativeRef<'a>),
+    b: usize,
+    us: &'a [f32],
+    syns: &'a [f32],
+    g_s: Rows<'a>,
+    g_u: Option<Rows<'a>>,
+    g_input: Shared,
 }
 
-struct BackOut<'a> {
-    du_next: &'a mut [f32],
-    carry: &'a mut [f32],
-    g_beta: &'a mut [f32],
-    g_theta: &'a mut [f32],
-    g_in: &'a mut [f32],
-    dsyn_next: &'a mut [f32],
-    g_alpha: &'a mut [f32],
+impl Walk<'_> {
+    /// The walk for neurons `i..i + L`; adds to their `[g_α, g_β, g_θ]`.
+    #[inline(always)]
+    fn block<const SYN: bool, const RESET: u8, const SG: u8, const L: usize>(
+        &self,
+        i: usize,
+        [g_alpha, g_beta, g_theta]: [&mut [f32]; 3],
+    ) {
+        let (spec, p, (k, custom)) = (self.spec, self.p, self.sg);
+        let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+        let at = |v: &[f32], row: usize| lanes::<L>(&v[row * n + i..]);
+        let (beta, theta) = (lanes::<L>(&p.beta[i..]), lanes::<L>(&p.theta[i..]));
+        let alpha = if SYN {
+            lanes::<L>(&p.alpha[i..])
+        } else {
+            [0.0; L]
+        };
+        let [mut du_next, mut dsyn_next, mut carry] = [[0.0f32; L]; 3];
+        let [mut gb, mut gt, mut ga, mut g_static] = [[0.0f32; L]; 4];
+        // `us` holds U[−1], U[0], …: U[t] is its row t + 1.
+        let mut u_t = at(self.us, t_n);
+        for t in (0..t_n).rev() {
+            let u_prev = at(self.us, t);
+            let g_s = lanes::<L>(&self.g_s.row(t, n)[i..]);
+            let g_u = match &self.g_u {
+                Some(rows) => lanes::<L>(&rows.row(t, n)[i..]),
+                None => [0.0; L],
+            };
+            let syn_prev = if SYN { at(self.syns, t) } else { [0.0; L] };
+            let mut g_in = [0.0f32; L];
+            for l in 0..L {
+                let d = eval::<SG>(k, custom, u_t[l] - theta[l]);
+                let r = step(u_prev[l] - theta[l]);
+                let keep = if RESET == ZERO { 1.0 - r } else { 1.0 };
+                let du = g_u[l] + g_s[l] * d + carry[l] * du_next[l];
+                g_in[l] = if SYN {
+                    let dsyn = du * keep + alpha[l] * dsyn_next[l];
+                    ga[l] += dsyn * syn_prev[l];
+                    dsyn_next[l] = dsyn;
+                    dsyn
+                } else {
+                    du
+                };
+                gb[l] += du * keep * u_prev[l];
+                gt[l] -= g_s[l] * d + if RESET == SUB { du * r } else { 0.0 };
+                // ∂U[t]/∂U[t−1], used one step earlier in time.
+                carry[l] = beta[l] * keep;
+                du_next[l] = du;
+            }
+            if spec.static_input {
+                for l in 0..L {
+                    g_static[l] += g_in[l];
+                }
+            } else {
+                // SAFETY: the input-gradient row of (t, b) is written by this task alone.
+                let row = unsafe { self.g_input.row(t * b_n + self.b, n) };
+                row[i..i + L].copy_from_slice(&g_in);
+            }
+            u_t = u_prev;
+        }
+        if spec.static_input {
+            // SAFETY: row b of the static input gradient belongs to this task alone.
+            let row = unsafe { self.g_input.row(self.b, n) };
+            row[i..i + L].copy_from_slice(&g_static);
+        }
+        for (acc, part) in [(g_beta, gb), (g_theta, gt)] {
+            acc.iter_mut().zip(part).for_each(|(a, v)| *a += v);
+        }
+        if SYN {
+            g_alpha.iter_mut().zip(ga).for_each(|(a, v)| *a += v);
+        }
+    }
 }
 
 #[inline(always)]
@@ -576,65 +567,4 @@ fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
     let mut a = [0.0f32; L];
     a.copy_from_slice(&s[..L]);
     a
-}
-
-/// `L` lanes of [`back_step`] on local arrays.
-#[inline(always)]
-fn back_lanes<const SYN: bool, const RESET: u8, const SG: u8, const L: usize>(
-    (k, custom): ([f32; 2], DerivativeRef),
-    a: BackIn,
-    o: BackOut,
-) {
-    let (g_s, g_u, u_prev, u_t) = (
-        lanes::<L>(a.g_s),
-        lanes::<L>(a.g_u),
-        lanes::<L>(a.u_prev),
-        lanes::<L>(a.u_t),
-    );
-    let (beta, theta) = (lanes::<L>(a.beta), lanes::<L>(a.theta));
-    let (mut du_next, mut carry) = (lanes::<L>(o.du_next), lanes::<L>(o.carry));
-    let (mut g_beta, mut g_theta, mut g_in) = (
-        lanes::<L>(o.g_beta),
-        lanes::<L>(o.g_theta),
-        lanes::<L>(o.g_in),
-    );
-    let (alpha, syn_prev, mut dsyn_next, mut g_alpha) = if SYN {
-        (
-            lanes::<L>(a.alpha),
-            lanes::<L>(a.syn_prev),
-            lanes::<L>(o.dsyn_next),
-            lanes::<L>(o.g_alpha),
-        )
-    } else {
-        ([0.0; L], [0.0; L], [0.0; L], [0.0; L])
-    };
-    for i in 0..L {
-        let d = eval::<SG>(k, custom, u_t[i] - theta[i]);
-        let r = step(u_prev[i] - theta[i]);
-        let keep = if RESET == ZERO { 1.0 - r } else { 1.0 };
-        let du = g_u[i] + g_s[i] * d + carry[i] * du_next[i];
-        let gi = if SYN {
-            let dsyn = du * keep + alpha[i] * dsyn_next[i];
-            g_alpha[i] += dsyn * syn_prev[i];
-            dsyn_next[i] = dsyn;
-            dsyn
-        } else {
-            du
-        };
-        g_beta[i] += du * keep * u_prev[i];
-        g_theta[i] -= g_s[i] * d + if RESET == SUB { du * r } else { 0.0 };
-        // ∂U[t]/∂U[t−1], used one step earlier in time.
-        carry[i] = beta[i] * keep;
-        du_next[i] = du;
-        g_in[i] += gi;
-    }
-    o.du_next.copy_from_slice(&du_next);
-    o.carry.copy_from_slice(&carry);
-    o.g_beta.copy_from_slice(&g_beta);
-    o.g_theta.copy_from_slice(&g_theta);
-    o.g_in.copy_from_slice(&g_in);
-    if SYN {
-        o.dsyn_next.copy_from_slice(&dsyn_next);
-        o.g_alpha.copy_from_slice(&g_alpha);
-    }
 }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::lif::{
     input_row, monomorphize, multiversion, recompute_row, reset_code, spike, split_params, step,
-    step_row, tasks, walk_back_row, Params, RowWalk, Rows, Shared, NONE, SUB, ZERO,
+    step_row, tasks, walk_back_row, Params, Rows, Shared, NONE, SUB, ZERO,
 };
 use super::{LifKind, LifSpec};
 use crate::surrogate::{with_surrogate_code, DerivativeRef};
@@ -235,8 +235,7 @@ multiversion! {
         let per_row = (t_n + 1) * n;
         let tr = t_n * rn;
         let syn_len = if SYN { rn * per_row } else { 0 };
-        let mut walk = RowWalk::new(n);
-        let zeros = vec![0.0f32; n];
+        let mut syn = vec![0.0f32; n];
         // Every scratch element is written before it is read (`recompute_row` sets U[−1] and
         // I_syn[−1]).
         let len = rn * per_row + syn_len + 2 * tr * n + tr * m;
@@ -250,7 +249,7 @@ multiversion! {
             for (r, b) in rows.clone().enumerate() {
                 let us = &mut us[r * per_row..(r + 1) * per_row];
                 let syns = if SYN { &mut syns[r * per_row..(r + 1) * per_row] } else { &mut syns[..0] };
-                recompute_row::<SYN, RESET>(spec, p, input, b, us, syns, &mut walk.syn);
+                recompute_row::<SYN, RESET>(spec, p, input, b, us, syns, &mut syn);
                 for t in 0..t_n {
                     let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
                     for ((s, &u), &th) in s.iter_mut().zip(&us[(t + 1) * n..(t + 2) * n]).zip(&p.theta[..n]) {
@@ -266,7 +265,7 @@ multiversion! {
                 let g_s = Rows { data: g_s, stride: rn * n, offset: r * n };
                 let syns = if SYN { &syns[r * per_row..(r + 1) * per_row] } else { &syns[..0] };
                 let us = &us[r * per_row..(r + 1) * per_row];
-                walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, us, syns, g_s, Rows::zeros(&zeros), &mut walk, g_params, g_input);
+                walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, us, syns, g_s, None, g_params, g_input);
             }
         }
         give_back_scratch(buffer);

@@ -5,12 +5,14 @@
 //! tensor ops, any backend) stays the reference: the neurons use the fused op only on Flex
 //! devices, and tests check that both agree, values and gradients.
 
+mod adam;
 mod lif;
 mod lif_linear;
 mod op;
 
+pub use adam::AdamStep;
 pub use lif::{LifKind, LifSpec};
-pub use op::FusedLifBackend;
+pub use op::{FusedAdamBackend, FusedLifBackend};
 
 use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
@@ -75,4 +77,27 @@ pub fn fused_sequence_linear(
             ..spec
         },
     ))
+}
+
+/// One Adam step of a parameter through the fused op (Flex devices only; see
+/// [`crate::optim::Adam`]): returns the new parameter and moments.
+pub fn fused_adam<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+    step: AdamStep,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (p, m, v) = <Dispatch as FusedAdamBackend>::fused_adam(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        m.into_dispatch(),
+        v.into_dispatch(),
+        step,
+    );
+    (
+        Tensor::from_dispatch(p),
+        Tensor::from_dispatch(m),
+        Tensor::from_dispatch(v),
+    )
 }

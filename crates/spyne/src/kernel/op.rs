@@ -11,6 +11,7 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Bytes, DType, Flex, FloatDType, Shape};
 
+use super::adam::{self, AdamStep};
 use super::lif::{self, LifSpec};
 use super::lif_linear;
 
@@ -34,6 +35,56 @@ pub trait FusedLifBackend: Backend {
         weight: FloatTensor<Self>,
         spec: LifSpec,
     ) -> FloatTensor<Self>;
+}
+
+/// Backends that apply one Adam step to a parameter in one op (no gradient flows through it).
+#[backend_extension(Flex)]
+pub trait FusedAdamBackend: Backend {
+    /// `param`, `grad` and the moments `m`, `v` share one shape. Returns the new parameter
+    /// and the new moments.
+    fn fused_adam(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        step: AdamStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl FusedAdamBackend for Flex {
+    fn fused_adam(
+        param: FlexTensor,
+        grad: FlexTensor,
+        m: FlexTensor,
+        v: FlexTensor,
+        step: AdamStep,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = param.layout().shape().clone();
+        let (param, dtype) = values(param);
+        let (grad, _) = values(grad);
+        // The moments are the optimizer's own: updated in place unless shared (then copied).
+        let (mut m, m_dtype) = values(m);
+        let (mut v, v_dtype) = values(v);
+        let out = adam::update(
+            param.storage::<f32>(),
+            grad.storage::<f32>(),
+            m.storage_mut::<f32>(),
+            v.storage_mut::<f32>(),
+            step,
+        );
+        let back = |t: FlexTensor, d: DType| {
+            if d == DType::F32 {
+                t
+            } else {
+                Flex::float_cast(t, d.into())
+            }
+        };
+        (
+            tensor(out, shape, dtype),
+            back(m, m_dtype),
+            back(v, v_dtype),
+        )
+    }
 }
 
 /// The logical values of a Flex tensor as `f32`, row-major.

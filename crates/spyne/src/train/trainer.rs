@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,7 @@ use crate::decode::{accuracy, predict_latency, predict_rate};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::loss::LossKind;
+use crate::optim::Adam;
 use crate::rng::{Rng, TorchRng};
 use crate::spikegen::Encoding;
 use crate::tensor::scalar;
@@ -56,7 +57,7 @@ pub struct Trainer {
     pub model: SpikingMlp,
     /// Where the run stands.
     pub progress: Progress,
-    optim: burn::optim::ModuleOptimizer,
+    optim: ModuleOptimizer,
     encoding: Encoding,
     loss: LossKind,
     device: Device,
@@ -94,7 +95,7 @@ impl Trainer {
         let mut rng = TorchRng::new(config.seed);
         let model = SpikingMlp::new(&config, &mut rng, &device)?;
         Ok(Trainer {
-            optim: adam(&config).init(),
+            optim: adam(&config),
             encoding: config.encoding()?,
             loss: config.loss_kind()?,
             config,
@@ -287,7 +288,6 @@ impl Trainer {
         let bytes = std::fs::read(&optim_path)
             .map_err(|e| Error::io(format!("reading {}", optim_path.display()), e))?;
         trainer.optim = adam(&trainer.config)
-            .init()
             .from_bytes(Bytes::from_bytes_vec(bytes))
             .map_err(|e| Error::Checkpoint {
                 path: optim_path,
@@ -303,11 +303,8 @@ impl Trainer {
     }
 }
 
-fn adam(config: &TrainConfig) -> AdamConfig {
-    AdamConfig::new()
-        .with_beta_1(config.betas.0)
-        .with_beta_2(config.betas.1)
-        .with_epsilon(config.eps)
+fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    Adam::new(config.betas, config.eps).init()
 }
 
 /// Reads a model file written by a checkpoint.
