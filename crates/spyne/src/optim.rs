@@ -123,7 +123,7 @@ mod tests {
         }
         let bits = |t: Tensor<1>| -> Vec<u32> {
             t.into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap()
                 .iter()
                 .map(|x| x.to_bits())
