@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
 use super::param::{decay_row, expect_dims, Value};
-use super::{fused_call, fused_lif, fused_lif_linear, Fused, FusedCall, Neuron, NeuronState};
+use super::{fused_methods, FusedKind, Neuron, NeuronState};
 use crate::error::Result;
 use crate::kernel::LifKind;
 use crate::surrogate::Surrogate;
@@ -132,41 +132,20 @@ impl Neuron for Leaky {
         Ok((spk, LeakyState { mem }))
     }
 
-    fn fused(
-        &self,
-        input: Tensor<3>,
-        static_input: bool,
-        steps: usize,
-        mems: bool,
-    ) -> Option<Result<Fused>> {
-        fused_lif(self.fused_call(input, static_input, steps), mems)
-    }
-
-    fn fused_linear(
-        &self,
-        input: Tensor<3>,
-        static_input: bool,
-        steps: usize,
-        weight: Tensor<2>,
-    ) -> Option<Result<Tensor<3>>> {
-        fused_lif_linear(self.fused_call(input, static_input, steps), weight)
-    }
+    fused_methods!();
 }
 
-impl Leaky {
-    fn fused_call(
-        &self,
-        input: Tensor<3>,
-        static_input: bool,
-        steps: usize,
-    ) -> Option<Result<FusedCall>> {
-        let n = input.dims()[2];
-        let rows = || {
-            Ok(vec![
-                decay_row(&self.beta, n, "beta width")?,
-                self.core.threshold_row(n)?,
-            ])
-        };
-        fused_call(&self.core, LifKind::Leaky, rows, input, static_input, steps)
+impl FusedKind for Leaky {
+    const KIND: LifKind = LifKind::Leaky;
+
+    fn core(&self) -> &SpikeCore {
+        &self.core
+    }
+
+    fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>> {
+        Ok(vec![
+            decay_row(&self.beta, n, "beta width")?,
+            self.core.threshold_row(n)?,
+        ])
     }
 }

@@ -94,19 +94,52 @@ pub trait Neuron {
 /// Spikes and (when asked for) membranes of a fused sequence, `[T, batch, features]`.
 pub type Fused = (Tensor<3>, Option<Tensor<3>>);
 
-/// What a fused call runs: the input, the packed parameters and the spec.
-type FusedCall = (Tensor<3>, Tensor<2>, LifSpec);
+/// The neurons a fused kernel covers: which kernel, and their parameter rows.
+trait FusedKind {
+    /// The kernel's neuron model.
+    const KIND: LifKind;
+    /// Threshold, surrogate and reset.
+    fn core(&self) -> &SpikeCore;
+    /// The kernel's parameter rows for width `n` (`[β, θ]` or `[α, β, θ]`), each `[1, n]`
+    /// or `[1, 1]`.
+    fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>>;
+}
 
-/// Shared by the neurons with a fused kernel: checks shapes and packs the parameter rows
-/// (`[1, N]` each, broadcast from scalars). `None` off the Flex backend.
-fn fused_call(
-    core: &SpikeCore,
-    kind: LifKind,
-    rows: impl FnOnce() -> Result<Vec<Tensor<2>>>,
+/// [`Neuron::fused`] and [`Neuron::fused_linear`] for a neuron that implements
+/// [`FusedKind`].
+macro_rules! fused_methods {
+    () => {
+        fn fused(
+            &self,
+            input: Tensor<3>,
+            static_input: bool,
+            steps: usize,
+            mems: bool,
+        ) -> Option<Result<super::Fused>> {
+            super::fused_lif(self, input, static_input, steps, mems)
+        }
+
+        fn fused_linear(
+            &self,
+            input: Tensor<3>,
+            static_input: bool,
+            steps: usize,
+            weight: Tensor<2>,
+        ) -> Option<Result<Tensor<3>>> {
+            super::fused_lif_linear(self, input, static_input, steps, weight)
+        }
+    };
+}
+use fused_methods;
+
+/// Checks shapes and packs the parameter rows (`[1, N]` each, broadcast from scalars) of a
+/// fused call. `None` off the Flex backend.
+fn fused_call<L: FusedKind>(
+    layer: &L,
     input: Tensor<3>,
     static_input: bool,
     steps: usize,
-) -> Option<Result<FusedCall>> {
+) -> Option<Result<(Tensor<3>, Tensor<2>, LifSpec)>> {
     if !kernel::supports(&input.device()) {
         return None;
     }
@@ -118,15 +151,16 @@ fn fused_call(
             got: vec![t, batch, features],
         }));
     }
-    let params = match rows() {
+    let params = match layer.param_rows(features) {
         Ok(rows) => Tensor::cat(
             rows.into_iter().map(|r| r.expand([1, features])).collect(),
             0,
         ),
         Err(e) => return Some(Err(e)),
     };
+    let core = layer.core();
     let spec = LifSpec {
-        kind,
+        kind: L::KIND,
         reset: core.reset,
         surrogate: core.surrogate.clone(),
         steps,
@@ -139,26 +173,39 @@ fn fused_call(
 }
 
 /// [`Neuron::fused`] for the neurons that have a kernel.
-fn fused_lif(call: Option<Result<FusedCall>>, mems: bool) -> Option<Result<Fused>> {
-    Some(call?.map(|(input, params, spec)| {
-        kernel::fused_sequence(input, params, LifSpec { mems, ..spec })
-    }))
+fn fused_lif<L: FusedKind>(
+    layer: &L,
+    input: Tensor<3>,
+    static_input: bool,
+    steps: usize,
+    mems: bool,
+) -> Option<Result<Fused>> {
+    Some(
+        fused_call(layer, input, static_input, steps)?.map(|(input, params, spec)| {
+            kernel::fused_sequence(input, params, LifSpec { mems, ..spec })
+        }),
+    )
 }
 
 /// [`Neuron::fused_linear`] for the neurons that have a kernel.
-fn fused_lif_linear(
-    call: Option<Result<FusedCall>>,
+fn fused_lif_linear<L: FusedKind>(
+    layer: &L,
+    input: Tensor<3>,
+    static_input: bool,
+    steps: usize,
     weight: Tensor<2>,
 ) -> Option<Result<Tensor<3>>> {
-    Some(call?.and_then(|(input, params, spec)| {
-        let [n, _] = weight.dims();
-        if n != spec.features {
-            return Err(Error::Shape {
-                context: "fused Linear weight rows vs layer width",
-                expected: vec![spec.features],
-                got: vec![n],
-            });
-        }
-        Ok(kernel::fused_sequence_linear(input, params, weight, spec))
-    }))
+    Some(
+        fused_call(layer, input, static_input, steps)?.and_then(|(input, params, spec)| {
+            let [n, _] = weight.dims();
+            if n != spec.features {
+                return Err(Error::Shape {
+                    context: "fused Linear weight rows vs layer width",
+                    expected: vec![spec.features],
+                    got: vec![n],
+                });
+            }
+            Ok(kernel::fused_sequence_linear(input, params, weight, spec))
+        }),
+    )
 }
