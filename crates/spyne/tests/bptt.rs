@@ -2,7 +2,7 @@
 
 mod common;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use common::*;
 use spyne::layer::Linear;
@@ -245,7 +245,7 @@ fn learnable_beta_and_threshold_get_gradients_and_move_under_adam() {
         .unwrap();
     let x = t3(&values(6 * 2 * 3, 9, 0.0, 1.2), [6, 2, 3], &dev);
     let (beta0, theta0) = (v(n.beta.val()), v(n.core.threshold.val()));
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = spyne::optim::Adam::default().init();
     let seq = run_sequence(&n, x.clone(), None, None).unwrap();
     let loss = ce_membrane_loss(seq.mems, &[0, 2]).unwrap();
     let grads = loss.backward();

@@ -4,7 +4,7 @@
 //! layer's current `I'[t] = S[t]·W` (M dot products of length N, on the spikes still in
 //! cache). Backward: per row, recompute the membranes, then walk time backwards with
 //! `∂L/∂S[t] = ∂L/∂I'[t]·Wᵀ` and `∂L/∂Wᵀ += ∂L/∂I'[t] ⊗ S[t]`. Nothing of size `T × B × N`
-//! is ever stored. The loops are dense and branch-free: with ~15 % of neurons firing at
+//! is ever stored. The loops are dense and branch-free: with ~20 % of neurons firing at
 //! random, a sparse "add the rows that fired" loop costs more in mispredicted branches than
 //! the multiply-adds it saves.
 
