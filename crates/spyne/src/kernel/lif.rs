@@ -256,22 +256,21 @@ multiversion! {
     /// Forward over the batch rows `rows`, writing their spikes (and membranes) into `out`.
     fn forward_rows<SYN: bool, RESET: u8>(spec: &LifSpec, input: &[f32], p: Params, rows: std::ops::Range<usize>, out: Shared) {
         let (b_n, n) = (spec.batch, spec.features);
-        let plane = spec.steps * b_n * n;
         let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
         for b in rows {
             u.fill(0.0);
             syn.fill(0.0);
             for t in 0..spec.steps {
                 step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
-                let at = (t * b_n + b) * n;
+                let row = t * b_n + b;
                 // SAFETY: row b of step t belongs to this task alone; `out` outlives the call.
-                let s = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), n) };
+                let s = unsafe { out.row(row, n) };
                 for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
                     *s = spike(u - th);
                 }
                 if spec.mems {
-                    // SAFETY: as above, in the membrane half.
-                    unsafe { std::slice::from_raw_parts_mut(out.0.add(plane + at), n) }.copy_from_slice(&u);
+                    // SAFETY: as above, in the membrane half (rows after the T·B spike rows).
+                    unsafe { out.row(spec.steps * b_n + row, n) }.copy_from_slice(&u);
                 }
             }
         }

@@ -77,7 +77,7 @@ multiversion! {
             for t in 0..spec.steps {
                 for (r, b) in rows.clone().enumerate() {
                     // SAFETY: row (t, b) of the output belongs to this task alone.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((t * spec.batch + b) * m), m) };
+                    let dst = unsafe { out.row(t * spec.batch + b, m) };
                     for (k, d) in dst.iter_mut().enumerate() {
                         *d = o[k * tr + t * rn + r];
                     }

@@ -9,7 +9,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Backend, Bytes, DType, Flex, FloatDType, Shape};
+use burn::backend::{backend_extension, Backend, Bytes, DType, Flex, Shape};
 
 use super::adam::{self, AdamStep};
 use super::lif::{self, LifSpec};
@@ -72,17 +72,10 @@ impl FusedAdamBackend for Flex {
             v.storage_mut::<f32>(),
             step,
         );
-        let back = |t: FlexTensor, d: DType| {
-            if d == DType::F32 {
-                t
-            } else {
-                Flex::float_cast(t, d.into())
-            }
-        };
         (
             tensor(out, shape, dtype),
-            back(m, m_dtype),
-            back(v, v_dtype),
+            as_dtype(m, m_dtype),
+            as_dtype(v, v_dtype),
         )
     }
 }
@@ -90,17 +83,18 @@ impl FusedAdamBackend for Flex {
 /// The logical values of a Flex tensor as `f32`, row-major.
 fn values(t: FlexTensor) -> (FlexTensor, DType) {
     let dtype = t.dtype();
-    let t = if dtype == DType::F32 {
-        t
-    } else {
-        Flex::float_cast(t, FloatDType::F32)
-    };
-    (t.to_contiguous(), dtype)
+    (as_dtype(t, DType::F32).to_contiguous(), dtype)
 }
 
+/// `values` back as a tensor of `shape` in the caller's `dtype`.
 fn tensor(v: Vec<f32>, shape: Shape, dtype: DType) -> FlexTensor {
     let t = FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(shape), DType::F32);
-    if dtype == DType::F32 {
+    as_dtype(t, dtype)
+}
+
+/// `t` cast to the float type `dtype` (unchanged when it already is).
+fn as_dtype(t: FlexTensor, dtype: DType) -> FlexTensor {
+    if t.dtype() == dtype {
         t
     } else {
         Flex::float_cast(t, dtype.into())
