@@ -8,11 +8,17 @@ use burn::tensor::Device;
 use clap::Args;
 use spyne::data::{Batch, EpochOrder, Mnist};
 use spyne::rng::Rng;
-use spyne::train::{TrainConfig, Trainer};
+use spyne::train::Trainer;
+
+use crate::settings::{ModelChoice, Settings};
 
 /// Arguments of `spyne bench`.
 #[derive(Args)]
 pub struct BenchArgs {
+    /// The network: `mlp` (tutorial 5, the reference job), `csnn` (tutorial 6) or a model
+    /// file; its own training settings apply.
+    #[arg(long, default_value = "mlp")]
+    model: String,
     /// Directory holding the MNIST files (else $SPYNE_DATA, else the cache, else download).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -28,41 +34,42 @@ pub struct BenchArgs {
     /// Untimed warm-up iterations.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
-    /// `fused` (default: one op per neuron layer) or `composed` (tensor ops per step).
+    /// `fused` (default: the kernels where they apply) or `composed` (tensor ops per step).
     #[arg(long, default_value = "fused")]
     path: String,
-    /// Batch size.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
+    /// Batch size [default: the model's, 128].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Truncated BPTT window [default: none].
+    #[arg(long)]
+    tbptt: Option<usize>,
 }
 
 /// Runs `spyne bench`: prints one JSON line.
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = crate::threads::init(args.threads)?;
-    let fused = match args.path.as_str() {
-        "fused" => true,
-        "composed" => false,
+    let composed = match args.path.as_str() {
+        "fused" => false,
+        "composed" => true,
         other => anyhow::bail!("unknown --path '{other}' (expected fused or composed)"),
     };
     let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
-    let config = TrainConfig {
+    let settings = Settings {
         batch_size: args.batch_size,
-        ..TrainConfig::default()
+        tbptt: args.tbptt,
+        ..Settings::default()
     };
-    let mut trainer = Trainer::new(config, &Device::flex())?;
-    trainer.model.fused = fused;
-    let order = EpochOrder::new(
-        data.train.len(),
-        args.batch_size.max(1),
-        true,
-        Some(&mut Rng::new(0)),
-    );
+    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
+    let batch_size = config.batch_size;
+    let mut trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
+    trainer.composed = composed;
+    let order = EpochOrder::new(data.train.len(), batch_size, true, Some(&mut Rng::new(0)));
     let batches: Vec<Batch> = (0..order.num_batches().min(64))
         .map(|i| Batch::gather(&data.train, order.batch_indices(i)))
         .collect();
     let mut rng = Rng::new(1);
     let mut k = 0usize;
-    let mut step = |trainer: &mut Trainer| -> Result<f64> {
+    let mut step = |trainer: &mut Trainer<_>| -> Result<f64> {
         let t0 = Instant::now();
         trainer.train_step(&batches[k % batches.len()], &mut rng)?;
         k += 1;
@@ -82,12 +89,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let line = serde_json::json!({
         "system": "spyne",
         "version": env!("CARGO_PKG_VERSION"),
-        "path": args.path,
+        "model": args.model,
+        "path": trainer.last_path().name(),
+        "fused_layers": trainer.last_path().fused,
+        "composed_layers": trainer.last_path().composed,
         "median_ms": (median * 1000.0).round() / 1000.0,
         "min_ms": (times[0] * 1000.0).round() / 1000.0,
         "iters": times.len(),
         "threads": threads,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
+        "steps": trainer.config.steps,
         "peak_rss_mb": peak_rss_mb(),
     });
     println!("{line}");

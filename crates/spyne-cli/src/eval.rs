@@ -1,12 +1,12 @@
 //! `spyne eval`: the test accuracy of a saved model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use spyne::data::Mnist;
-use spyne::train::{evaluate, load_model};
+use spyne::train::{evaluate, load_network, read_state};
 
 /// Arguments of `spyne eval`.
 #[derive(Args)]
@@ -14,7 +14,8 @@ pub struct EvalArgs {
     /// A run directory, its checkpoint directory, or a model.safetensors file.
     #[arg(long)]
     model: PathBuf,
-    /// Directory holding the MNIST files (else $SPYNE_DATA, else the cache).
+    /// Directory holding the data set's four IDX files (else the run's own, then
+    /// $SPYNE_DATA, then the cache).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Worker threads (0: all cores).
@@ -28,22 +29,31 @@ pub struct EvalArgs {
 /// Runs `spyne eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     crate::threads::init(args.threads)?;
-    let path = model_path(&args.model);
     let device = Device::flex();
-    let (config, model) = load_model(&path, &device)
-        .with_context(|| format!("loading the model from {}", path.display()))?;
-    let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
+    let (config, model) = load_network(&args.model, &device)
+        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let data = load_data(args.data.as_deref(), &args.model)?;
     let acc = evaluate(&model, &config, &data.test, args.batch_size.max(1))?;
     println!("test accuracy: {:.2}%", acc * 100.0);
     Ok(())
 }
 
-/// Accepts a run directory (with `checkpoint/`), a checkpoint directory, or a file.
-pub fn model_path(p: &std::path::Path) -> PathBuf {
+/// The data of a saved run: `--data` when given, else the directory the run trained on
+/// (remembered in its checkpoint), else the usual sources.
+pub fn load_data(explicit: Option<&Path>, run: &Path) -> Result<Mnist> {
+    let remembered = checkpoint_dir(run).and_then(|d| read_state(&d).ok()).and_then(|s| s.data);
+    let dir = explicit.map(Path::to_path_buf).or(remembered);
+    Mnist::locate_and_load(dir.as_deref()).context("loading the data set")
+}
+
+/// The checkpoint directory of a run directory (or the directory itself).
+pub fn checkpoint_dir(p: &Path) -> Option<PathBuf> {
     let ckpt = p.join("checkpoint");
     if ckpt.is_dir() {
-        ckpt
+        Some(ckpt)
+    } else if p.join("state.json").is_file() {
+        Some(p.to_path_buf())
     } else {
-        p.to_path_buf()
+        None
     }
 }

@@ -3,7 +3,9 @@
 mod alloc;
 mod bench;
 mod eval;
+mod model;
 mod plot;
+mod settings;
 mod threads;
 mod train;
 
@@ -22,11 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train an SNN on MNIST (defaults: snntorch tutorial 5).
+    /// Train an SNN on MNIST or an IDX set like it (defaults: snntorch tutorial 5).
     Train(Box<train::TrainArgs>),
+    /// Print a network's summary table (layers, output shapes, parameters).
+    Model(model::ModelArgs),
     /// Print the test accuracy of a saved model.
     Eval(eval::EvalArgs),
-    /// Time the reference training iteration; prints one JSON line.
+    /// Time a training iteration (the reference job by default); prints one JSON line.
     Bench(bench::BenchArgs),
     /// Draw training curves, spike rasters, membrane traces or spike counts (PNG or SVG).
     #[command(subcommand)]
@@ -39,6 +43,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
+        Command::Model(args) => model::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Plot(cmd) => plot::run(cmd),
     };

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
-use spyne::data::Mnist;
-use spyne::neuron::Cell;
+use spyne::data::Dataset;
+use spyne::model::{Layer, Network, SpikingModel};
 use spyne::plot::{self, Size};
 use spyne::rng::Rng;
+use spyne::run::{Recorded, Run};
 use spyne::tensor::to_vec;
-use spyne::train::{load_model, Recording, SpikingMlp, TrainConfig};
+use spyne::train::forward::encode;
+use spyne::train::{load_network, TrainConfig};
 
 /// What to draw.
 #[derive(Subcommand)]
@@ -103,7 +105,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
         PlotCommand::Raster { sample, layer } => {
             let s = Sampled::new(&sample)?;
             let l = s.layer(layer)?;
-            let spikes = spikes_of(&s.rec, l);
+            let spikes = s.spikes(l);
             let (steps, width) = (s.config.steps, spikes.len() / s.config.steps);
             let title = format!(
                 "Spike raster: layer {layer} ({width} neurons), {}",
@@ -122,14 +124,10 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             neurons,
         } => {
             let s = Sampled::new(&sample)?;
-            let layer = layer.unwrap_or(s.model.cells.len());
+            let layer = layer.unwrap_or(s.records.len());
             let l = s.layer(layer)?;
-            let spikes = spikes_of(&s.rec, l);
-            let mems = to_vec(
-                s.rec.mems[l]
-                    .clone()
-                    .context("membranes were not recorded")?,
-            );
+            let spikes = s.spikes(l);
+            let mems = to_vec(s.records[l].mems.clone());
             let (steps, width) = (s.config.steps, spikes.len() / s.config.steps);
             if let Some(&bad) = neurons.iter().find(|&&n| n >= width) {
                 bail!(
@@ -141,7 +139,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                     .flat_map(|t| neurons.iter().map(move |&n| v[t * width + n]))
                     .collect()
             };
-            let thresholds = threshold_of(&s.model.cells[l], width);
+            let thresholds = s.thresholds(l, width)?;
             let theta: Vec<f32> = neurons.iter().map(|&n| thresholds[n]).collect();
             let title = format!("Membrane traces: layer {layer}, {}", s.caption());
             let out = sample
@@ -161,8 +159,8 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
         }
         PlotCommand::Counts { sample } => {
             let s = Sampled::new(&sample)?;
-            let l = s.model.cells.len() - 1;
-            let spikes = spikes_of(&s.rec, l);
+            let l = s.records.len() - 1;
+            let spikes = s.spikes(l);
             let width = spikes.len() / s.config.steps;
             let counts: Vec<f32> = (0..width)
                 .map(|c| (0..s.config.steps).map(|t| spikes[t * width + c]).sum())
@@ -183,22 +181,21 @@ fn default_out(kind: &str, sample: usize) -> PathBuf {
     PathBuf::from(format!("{kind}-sample{sample}.png"))
 }
 
-/// A model run on one test image, every layer recorded.
+/// A model run on one test image, every neuron layer recorded.
 struct Sampled {
     config: TrainConfig,
-    model: SpikingMlp,
-    rec: Recording,
+    model: Network,
+    records: Vec<Recorded>,
     sample: usize,
     label: usize,
 }
 
 impl Sampled {
     fn new(args: &SampleArgs) -> Result<Sampled> {
-        let path = crate::eval::model_path(&args.model);
         let device = Device::flex();
-        let (config, mut model) = load_model(&path, &device)
-            .with_context(|| format!("loading the model from {}", path.display()))?;
-        let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
+        let (config, model) = load_network(&args.model, &device)
+            .with_context(|| format!("loading the model from {}", args.model.display()))?;
+        let data = crate::eval::load_data(args.data.as_deref(), &args.model)?;
         let n = data.test.len();
         if args.sample >= n {
             bail!(
@@ -206,30 +203,23 @@ impl Sampled {
                 args.sample
             );
         }
-        let batch = spyne::data::Batch::gather(&data.test, &[args.sample]);
-        let encoding = config.encoding()?;
-        let input = encoding.encode(
-            &batch.images,
-            1,
-            config.steps,
-            &mut Rng::new(config.seed),
-            &device,
-        )?;
-        // The step-by-step path records every layer's spikes and membranes.
-        model.fused = false;
-        let rec = model.forward(input, config.steps, encoding.is_static(), 0)?;
+        let batch = data.test.batch(&[args.sample]);
+        let mut rng = Rng::new(config.seed);
+        let x = encode(&batch, &config.encoding, config.steps, &mut rng, &device)?;
+        let mut run = Run::new().recording(true);
+        model.forward(x, &mut run)?;
         Ok(Sampled {
             label: batch.labels[0],
             config,
             model,
-            rec,
+            records: run.records().to_vec(),
             sample: args.sample,
         })
     }
 
-    /// The 0-based index of 1-based `layer`, or an error naming the valid range.
+    /// The 0-based index of 1-based spiking `layer`, or an error naming the valid range.
     fn layer(&self, layer: usize) -> Result<usize> {
-        let n = self.model.cells.len();
+        let n = self.records.len();
         if layer == 0 || layer > n {
             bail!("layer {layer} does not exist: the network has spiking layers 1..={n}");
         }
@@ -239,22 +229,25 @@ impl Sampled {
     fn caption(&self) -> String {
         format!("test sample {} (label {})", self.sample, self.label)
     }
-}
 
-fn spikes_of(rec: &Recording, l: usize) -> Vec<f32> {
-    rec.spikes[l].clone().map(to_vec).unwrap_or_default()
-}
+    fn spikes(&self, l: usize) -> Vec<f32> {
+        to_vec(self.records[l].spikes.clone())
+    }
 
-/// Each neuron's threshold (a scalar threshold repeated).
-fn threshold_of(cell: &Cell, width: usize) -> Vec<f32> {
-    let t = match cell {
-        Cell::Leaky(n) => to_vec(n.core.threshold.val()),
-        Cell::Synaptic(n) => to_vec(n.core.threshold.val()),
-    };
-    if t.len() == 1 {
-        vec![t[0]; width]
-    } else {
-        t
+    /// Each neuron's threshold in spiking layer `l` (scalar and per-channel values spread).
+    fn thresholds(&self, l: usize, width: usize) -> Result<Vec<f32>> {
+        let cell = self
+            .model
+            .layers
+            .iter()
+            .filter_map(|layer| match layer {
+                Layer::Neuron(c) => Some(c),
+                _ => None,
+            })
+            .nth(l)
+            .context("no such spiking layer")?;
+        let row = cell.core().threshold_row(width)?;
+        Ok(to_vec(row.expand([1, width])))
     }
 }
 

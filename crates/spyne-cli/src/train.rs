@@ -1,4 +1,5 @@
-//! `spyne train`: the reference job, configurable by flags and TOML.
+//! `spyne train`: train a network on an image set (MNIST by default), configurable by flags,
+//! a settings file and a model file.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,17 +8,25 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use spyne::data::Mnist;
+use spyne::data::{Dataset, Mnist};
+use spyne::model::Network;
 use spyne::train::metrics::{MetricsWriter, Summary};
-use spyne::train::{TrainConfig, Trainer};
+use spyne::train::{CheckpointDir, Trainer};
 
-/// Arguments of `spyne train`; every setting defaults to snntorch's tutorial 5.
+use crate::settings::{ModelChoice, Settings};
+
+/// Arguments of `spyne train`; every setting defaults to the model's tutorial (5 for `mlp`,
+/// 6 for `csnn`).
 #[derive(Args)]
 pub struct TrainArgs {
+    /// The network: `mlp` (snntorch tutorial 5), `csnn` (tutorial 6), or a model file (TOML).
+    #[arg(long, default_value = "mlp")]
+    model: String,
     /// TOML file of settings (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory holding the MNIST files (else $SPYNE_DATA, else the cache, else download).
+    /// Directory holding the data set's four IDX files, with MNIST's names (else
+    /// $SPYNE_DATA, else the cache, else download MNIST).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output directory [default: runs/<UTC timestamp>].
@@ -26,155 +35,128 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Passes over the training set [default: 1].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Samples per mini-batch [default: 128].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Time steps per sample [default: 25].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Membrane decay β [default: 0.95].
-    #[arg(long)]
-    beta: Option<f32>,
-    /// Firing threshold θ [default: 1].
-    #[arg(long)]
-    threshold: Option<f32>,
-    /// Hidden layer widths, comma-separated [default: 1000].
-    #[arg(long, value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
-    /// Adam learning rate [default: 5e-4].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Input encoding: direct, rate, latency, latency-linear, delta [default: direct].
-    #[arg(long)]
-    encoding: Option<String>,
-    /// Loss: ce-membrane, ce-rate, ce-count, ce-max-membrane, mse-count, mse-membrane,
-    /// ce-temporal, mse-temporal [default: ce-membrane].
-    #[arg(long)]
-    loss: Option<String>,
-    /// Surrogate: atan, fast-sigmoid, sigmoid, straight-through, triangular, spike-operator,
-    /// spike-rate-escape [default: atan].
-    #[arg(long)]
-    surrogate: Option<String>,
-    /// Neuron: leaky or synaptic [default: leaky].
-    #[arg(long)]
-    neuron: Option<String>,
-    /// Reset: subtract, zero or none [default: subtract].
-    #[arg(long)]
-    reset: Option<String>,
-    /// Seed of every random draw [default: 0].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Worker threads, 0 for all cores [default: 0].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Truncated BPTT window in steps, 0 for full BPTT [default: 0].
-    #[arg(long)]
-    tbptt: Option<usize>,
-    /// Stop each epoch after this many iterations (smoke runs) [default: whole epoch].
-    #[arg(long)]
-    max_iters: Option<usize>,
+    #[command(flatten)]
+    settings: Settings,
     /// Also checkpoint every N iterations within an epoch [default: only at epoch ends].
     #[arg(long, default_value_t = 0)]
     checkpoint_every: usize,
+    /// Print the model's summary table before training.
+    #[arg(long)]
+    print_model: bool,
     /// No progress bar (for logs).
     #[arg(long)]
     quiet: bool,
 }
 
-impl TrainArgs {
-    /// The settings: defaults, then the TOML file, then the flags.
-    fn config(&self) -> Result<TrainConfig> {
-        let mut c = match &self.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
-            }
-            None => TrainConfig::default(),
-        };
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
-        }
-        set!(
-            epochs, batch_size, steps, beta, threshold, hidden, lr, encoding, loss, surrogate,
-            neuron, reset, seed, threads, tbptt, max_iters
-        );
-        c.validate().context("invalid training settings")?;
-        Ok(c)
-    }
+/// The trainer, its output directory and data, ready to train.
+struct Prepared {
+    trainer: Trainer<Network>,
+    out: PathBuf,
+    data: Mnist,
+    data_dir: Option<PathBuf>,
+    resumed: bool,
+    threads: usize,
+}
 
-    /// Flags that would change a resumed run's model or data order.
-    fn model_flags_given(&self) -> bool {
-        self.config.is_some()
-            || self.batch_size.is_some()
-            || self.steps.is_some()
-            || self.beta.is_some()
-            || self.threshold.is_some()
-            || self.hidden.is_some()
-            || self.lr.is_some()
-            || self.encoding.is_some()
-            || self.loss.is_some()
-            || self.surrogate.is_some()
-            || self.neuron.is_some()
-            || self.reset.is_some()
-            || self.seed.is_some()
-            || self.tbptt.is_some()
-            || self.max_iters.is_some()
+/// Everything checked before any work is written.
+fn prepare(args: &TrainArgs) -> Result<Prepared> {
+    let device = Device::flex();
+    if let Some(dir) = &args.resume {
+        if args.config.is_some() || args.model != "mlp" || args.settings.changes_the_run() {
+            bail!("--resume continues a run with its saved settings; only --epochs, --threads and --data may be given with it");
+        }
+        let ckpt = dir.join("checkpoint");
+        let (mut trainer, state) = Trainer::resume(&ckpt, &device)
+            .with_context(|| format!("resuming from {}", ckpt.display()))?;
+        if let Some(e) = args.settings.epochs {
+            trainer.config.epochs = e;
+        }
+        if let Some(n) = args.settings.threads {
+            trainer.config.threads = n;
+        }
+        trainer.config.validate()?;
+        let threads = crate::threads::init(trainer.config.threads)?;
+        let data_dir = args.data.clone().or(state.data);
+        let data = Mnist::locate_and_load(data_dir.as_deref()).context("loading the data set")?;
+        return Ok(Prepared {
+            trainer,
+            out: dir.clone(),
+            data,
+            data_dir,
+            resumed: true,
+            threads,
+        });
     }
+    let settings = match &args.config {
+        Some(path) => Settings::read(path)?.overridden_by(&args.settings),
+        None => args.settings.clone(),
+    };
+    // Threads first: a count no machine can start would otherwise hang or abort.
+    settings.train_config(Default::default())?;
+    settings.check()?;
+    let threads = crate::threads::init(settings.threads.unwrap_or(0))?;
+    let data = Mnist::locate_and_load(args.data.as_deref()).context("loading the data set")?;
+    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
+    if config.batch_size > data.train.len() {
+        bail!(
+            "the batch size {} is larger than the training set ({} samples): no batch would train",
+            config.batch_size,
+            data.train.len()
+        );
+    }
+    if args.print_model {
+        crate::model::print_summary(&spec)?;
+    }
+    let trainer = Trainer::from_spec(config, &spec, &device).context("building the model")?;
+    let classes = data.train.classes().max(data.test.classes());
+    let outputs = trainer.model.outputs();
+    if outputs < classes {
+        bail!("the model has {outputs} outputs but the data has {classes} classes");
+    }
+    Ok(Prepared {
+        trainer,
+        out: args.out.clone().unwrap_or_else(default_out_dir),
+        data,
+        data_dir: args.data.clone(),
+        resumed: false,
+        threads,
+    })
 }
 
 /// Runs `spyne train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let device = Device::flex();
-    let (mut trainer, out, resumed) = match &args.resume {
-        Some(dir) => {
-            if args.model_flags_given() {
-                bail!("--resume continues a run with its saved settings; only --epochs, --threads and --data may be given with it");
-            }
-            let ckpt = dir.join("checkpoint");
-            let mut t = Trainer::resume(&ckpt, &device)
-                .with_context(|| format!("resuming from {}", ckpt.display()))?;
-            if let Some(e) = args.epochs {
-                t.config.epochs = e;
-                t.config.validate()?;
-            }
-            if let Some(n) = args.threads {
-                t.config.threads = n;
-            }
-            (t, dir.clone(), true)
-        }
-        None => {
-            let config = args.config()?;
-            let out = args.out.clone().unwrap_or_else(default_out_dir);
-            (Trainer::new(config, &device)?, out, false)
-        }
-    };
-    let threads = crate::threads::init(trainer.config.threads)?;
-    let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
-    let config = trainer.config.clone();
-    let pixels = data.train.pixels();
-    if pixels != config.inputs {
-        bail!(
-            "the network takes {} inputs but the images have {pixels} pixels",
-            config.inputs
-        );
-    }
+    let Prepared {
+        mut trainer,
+        out,
+        data,
+        data_dir,
+        resumed,
+        threads,
+    } = prepare(&args)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let ckpt_dir = out.join("checkpoint");
+    // Remember an absolute data path, so that the run directory works from anywhere.
+    let data_dir = data_dir.map(|d| std::fs::canonicalize(&d).unwrap_or(d));
+    let ckpt = CheckpointDir::new(out.join("checkpoint"), data_dir);
     let progress = &trainer.progress;
     let mut metrics = MetricsWriter::open(
         &out.join("metrics.csv"),
         resumed,
         (progress.epoch, progress.iteration),
     )?;
+    let config = trainer.config.clone();
     if !args.quiet {
+        let shapes: Vec<String> = trainer
+            .model
+            .names()
+            .iter()
+            .zip(trainer.model.spec.layers.iter())
+            .map(|(n, l)| format!("{n}:{}", l.kind()))
+            .collect();
         eprintln!(
-            "spyne: {} neurons {:?}, {} steps, batch {}, lr {}, {} threads, writing to {}",
-            config.neuron,
-            config.layer_sizes(),
+            "spyne: {} ({} layers: {}), {} steps, batch {}, lr {}, {} threads, writing to {}",
+            args.model,
+            shapes.len(),
+            shapes.join(" "),
             config.steps,
             config.batch_size,
             config.lr,
@@ -207,7 +189,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 bar.inc(1);
             },
             args.checkpoint_every,
-            Some(&ckpt_dir),
+            Some(&ckpt),
         )?;
         if let Some(e) = write_err {
             return Err(e.into());
@@ -215,12 +197,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.finish();
         let acc = trainer.evaluate(&data.test, 1000)?;
         trainer.progress.test_accuracy.push(acc);
-        trainer.save_checkpoint(&ckpt_dir)?;
+        ckpt.save(&trainer)?;
         println!("epoch {epoch}: test accuracy {:.2}%", acc * 100.0);
     }
     let p = &trainer.progress;
     let summary = Summary {
         config: trainer.config.clone(),
+        model: Some(trainer.model.spec.clone()),
+        path: trainer.last_path().name().to_string(),
         epoch_test_accuracy: p.test_accuracy.clone(),
         test_accuracy: p.test_accuracy.last().copied().unwrap_or(f32::NAN),
         train_seconds: p.train_seconds,

@@ -5,19 +5,18 @@
 
 use burn::tensor::Device;
 use spyne::data::Batch;
+use spyne::model::{presets, NeuronSpec};
 use spyne::rng::Rng;
 use spyne::train::{TrainConfig, Trainer};
 
 fn main() -> spyne::Result<()> {
     let config = TrainConfig {
-        inputs: 8,
-        hidden: vec![16],
-        outputs: 2,
         steps: 10,
         lr: 1e-2,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, &Device::flex())?;
+    let spec = presets::mlp(8, &[16], 2, &NeuronSpec::leaky(0.95));
+    let mut trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
     // Class 0 lights the first half of the inputs, class 1 the second half.
     let mut images = Vec::new();
     let mut labels = Vec::new();
@@ -26,11 +25,7 @@ fn main() -> spyne::Result<()> {
         images.extend((0..8).map(|p| if (p < 4) == (y == 0) { 1.0 } else { 0.1 }));
         labels.push(y);
     }
-    let batch = Batch {
-        images,
-        labels,
-        pixels: 8,
-    };
+    let batch = Batch::samples(images, labels, vec![8]);
     for step in 0..20 {
         let (loss, acc) = trainer.train_step(&batch, &mut Rng::new(step))?;
         println!(

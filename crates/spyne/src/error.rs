@@ -51,6 +51,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A model description is wrong: a layer with a bad setting, or shapes that don't chain.
+    #[error("layer {index} '{name}' ({kind}): {reason}")]
+    Model {
+        /// The layer's position, from 1.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// Its type (`linear`, `leaky`, …).
+        kind: &'static str,
+        /// What is wrong, with the shapes involved.
+        reason: String,
+    },
     /// MNIST could not be found locally nor downloaded.
     #[error("{0}")]
     DataUnavailable(String),

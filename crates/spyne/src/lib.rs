@@ -4,9 +4,11 @@
 //! gradients, on [burn](https://burn.dev).
 //!
 //! - [`neuron`]: leaky integrate-and-fire and friends, as recurrent cells whose state the
-//!   caller owns.
+//!   caller owns, each running a whole sequence through a fused kernel where one exists.
 //! - [`surrogate`]: the exact Heaviside forward with a smooth backward.
-//! - [`data`], [`spikegen`], [`loss`], [`decode`]: MNIST, encoders, SNN losses and accuracy.
+//! - [`layer`], [`seq`], [`run`]: multi-step layers over whole sequences.
+//! - [`model`]: networks described once (TOML or Rust), and the trait for your own.
+//! - [`train`]: one trainer for every model; [`data`], [`spikegen`], [`loss`], [`decode`].
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
@@ -33,14 +35,21 @@ pub mod fsutil;
 pub mod kernel;
 pub mod layer;
 pub mod loss;
+pub mod model;
 pub mod neuron;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod rng;
+pub mod run;
+pub mod seq;
+pub mod setting;
 pub mod spikegen;
 pub mod surrogate;
 pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
+pub use model::{ModelSpec, Network, SpikingModel};
+pub use run::{Output, Run};
+pub use seq::Seq;

@@ -8,8 +8,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
-/// Which loss the training loop uses.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Which loss the training loop uses. A [`crate::setting::Setting`]: `"ce-rate"` or
+/// `{ type = "mse-count", correct_rate = 0.9, incorrect_rate = 0.1 }`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossKind {
     /// Σ_t CE(U[t], y): cross-entropy on the output membrane at every step, summed (the
     /// tutorial's loss).
@@ -22,16 +24,20 @@ pub enum LossKind {
     CeMaxMembrane,
     /// MSE between spike counts and `T·rate` targets (80 % correct, 20 % incorrect by default).
     MseCount {
-        /// Target firing rate of the correct class.
+        /// Target firing rate of the correct class (default 0.8).
+        #[serde(default = "rate_on")]
         correct_rate: f32,
-        /// Target firing rate of the other classes.
+        /// Target firing rate of the other classes (default 0.2).
+        #[serde(default = "rate_off")]
         incorrect_rate: f32,
     },
     /// Mean over steps of MSE(U[t], on/off targets).
     MseMembrane {
-        /// Target membrane of the correct class.
+        /// Target membrane of the correct class (default 1).
+        #[serde(default = "one")]
         on_target: f32,
-        /// Target membrane of the other classes.
+        /// Target membrane of the other classes (default 0).
+        #[serde(default)]
         off_target: f32,
     },
     /// CE on negated first-spike times (earliest spike wins).
@@ -42,33 +48,10 @@ pub enum LossKind {
 
 impl LossKind {
     /// Parses `ce-membrane` (default), `ce-rate`, `ce-count`, `ce-max-membrane`, `mse-count`,
-    /// `mse-membrane`, `ce-temporal`, `mse-temporal`.
+    /// `mse-membrane`, `ce-temporal`, `mse-temporal`, with optional parameters
+    /// (`mse-count:correct_rate=0.9`; see [`crate::setting`]).
     pub fn from_name(name: &str) -> Result<LossKind> {
-        Ok(match name.to_ascii_lowercase().replace('_', "-").as_str() {
-            "ce-membrane" | "ce-mem" => LossKind::CeMembrane,
-            "ce-rate" => LossKind::CeRate,
-            "ce-count" => LossKind::CeCount,
-            "ce-max-membrane" => LossKind::CeMaxMembrane,
-            "mse-count" => LossKind::MseCount {
-                correct_rate: 0.8,
-                incorrect_rate: 0.2,
-            },
-            "mse-membrane" => LossKind::MseMembrane {
-                on_target: 1.0,
-                off_target: 0.0,
-            },
-            "ce-temporal" => LossKind::CeTemporal,
-            "mse-temporal" => LossKind::MseTemporal,
-            other => {
-                return Err(Error::invalid(
-                    "loss",
-                    format!(
-                        "unknown loss '{other}' (expected ce-membrane, ce-rate, ce-count, \
-                         ce-max-membrane, mse-count, mse-membrane, ce-temporal or mse-temporal)"
-                    ),
-                ))
-            }
-        })
+        <LossKind as crate::setting::Setting>::parse(name)
     }
 
     /// The canonical name.
@@ -116,6 +99,26 @@ impl LossKind {
             LossKind::CeTemporal => ce_temporal_loss(spikes, targets),
             LossKind::MseTemporal => mse_temporal_loss(spikes, targets),
         }
+    }
+}
+
+fn rate_on() -> f32 {
+    0.8
+}
+
+fn rate_off() -> f32 {
+    0.2
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl crate::setting::Setting for LossKind {
+    const WHAT: &'static str = "loss";
+
+    fn alias(name: &str) -> Option<serde_json::Value> {
+        (name == "ce-mem").then(|| serde_json::json!({ "type": "ce-membrane" }))
     }
 }
 

@@ -8,52 +8,57 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
-/// How static inputs become a sequence.
-#[derive(Debug, Clone, PartialEq)]
+/// How static inputs become a sequence. A [`crate::setting::Setting`]: `"rate"` or
+/// `{ type = "rate", gain = 0.5 }`; `latency-linear` is latency with `linear` and `normalize`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Encoding {
     /// The same values at every step (the tutorial's default).
     Direct,
     /// Bernoulli spikes with probability `clamp(gain·x + offset, 0, 1)` at each step.
     Rate {
         /// Gain applied before clamping (default 1).
+        #[serde(default = "one")]
         gain: f32,
         /// Offset (default 0).
+        #[serde(default)]
         offset: f32,
     },
     /// One spike per input at a time that falls as the input grows (snntorch `latency`).
     Latency(LatencyOptions),
     /// Spikes where the input rose by at least `threshold` since the previous step.
     Delta {
-        /// Minimum change for a spike.
+        /// Minimum change for a spike (default 0.1).
+        #[serde(default = "tenth")]
         threshold: f32,
         /// Also emit −1 where it fell by at least `threshold`.
+        #[serde(default)]
         off_spike: bool,
     },
 }
 
+fn one() -> f32 {
+    1.0
+}
+
+fn tenth() -> f32 {
+    0.1
+}
+
+impl crate::setting::Setting for Encoding {
+    const WHAT: &'static str = "encoding";
+
+    fn alias(name: &str) -> Option<serde_json::Value> {
+        (name == "latency-linear")
+            .then(|| serde_json::json!({ "type": "latency", "linear": true, "normalize": true }))
+    }
+}
+
 impl Encoding {
-    /// Parses `direct`, `rate`, `latency` (log), `latency-linear` or `delta` with default options.
+    /// Parses `direct`, `rate`, `latency` (log), `latency-linear` or `delta`, with optional
+    /// parameters (`rate:gain=0.5`; see [`crate::setting`]).
     pub fn from_name(name: &str) -> Result<Encoding> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "direct" => Encoding::Direct,
-            "rate" => Encoding::Rate { gain: 1.0, offset: 0.0 },
-            "latency" => Encoding::Latency(LatencyOptions::default()),
-            "latency-linear" => Encoding::Latency(LatencyOptions {
-                linear: true,
-                normalize: true,
-                ..LatencyOptions::default()
-            }),
-            "delta" => Encoding::Delta {
-                threshold: 0.1,
-                off_spike: false,
-            },
-            other => {
-                return Err(Error::invalid(
-                    "encoding",
-                    format!("unknown encoding '{other}' (expected direct, rate, latency, latency-linear or delta)"),
-                ))
-            }
-        })
+        <Encoding as crate::setting::Setting>::parse(name)
     }
 
     /// The canonical name.
@@ -141,7 +146,8 @@ pub fn rate(data: &[f32], steps: usize, gain: f32, offset: f32, rng: &mut Rng) -
 }
 
 /// Options of [`latency`] (snntorch's defaults).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LatencyOptions {
     /// Inputs below this never fire early (log code: they fire at the latest time).
     pub threshold: f32,

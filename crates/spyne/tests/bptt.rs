@@ -5,7 +5,7 @@ mod common;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use common::*;
-use spyne::layer::Linear;
+use spyne::layer::linear_from_torch;
 use spyne::loss::ce_membrane_loss;
 use spyne::neuron::*;
 use spyne::surrogate::Surrogate;
@@ -186,12 +186,12 @@ fn two_layer_network_matches_hand_derived_bptt() {
             .map(|(j, k)| w[j * o + k] as f32)
             .collect()
     };
-    let fc1 = Linear::from_torch(&torch(&w1, ni, nh), Some(&f32s(&b1)), ni, nh, &dev).unwrap();
-    let fc2 = Linear::from_torch(&torch(&w2, nh, no), Some(&f32s(&b2)), nh, no, &dev).unwrap();
+    let fc1 = linear_from_torch(&torch(&w1, ni, nh), Some(&f32s(&b1)), ni, nh, &dev).unwrap();
+    let fc2 = linear_from_torch(&torch(&w2, nh, no), Some(&f32s(&b2)), nh, no, &dev).unwrap();
     let lif = LeakyConfig::new(beta as f32).init(&dev).unwrap();
     let input = t3(&f32s(&x), [t_n, b, ni], &dev);
-    let hidden = run_sequence(&lif, fc1.forward_seq(input), None, None).unwrap();
-    let out = run_sequence(&lif, fc2.forward_seq(hidden.spikes), None, None).unwrap();
+    let hidden = run_sequence(&lif, fc1.forward(input), None, None).unwrap();
+    let out = run_sequence(&lif, fc2.forward(hidden.spikes), None, None).unwrap();
     let g = ce_membrane_loss(out.mems, &y).unwrap().backward();
     let grad2 = |p: &burn::module::Param<Tensor<2>>| v(p.val().grad(&g).unwrap());
     let grad1 = |p: &burn::module::Param<Tensor<1>>| v(p.val().grad(&g).unwrap());

@@ -129,8 +129,8 @@ fn batches_scale_pixels_and_drop_the_last_partial_batch() {
     let b = Batch::gather(&m.train, &[2, 5]);
     assert_eq!(b.len(), 2);
     assert_eq!(b.labels[1], m.train.labels[5] as usize);
-    assert_eq!(b.images[16], m.train.image(5)[0] as f32 / 255.0);
-    assert!(b.images.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert_eq!(b.values[16], m.train.image(5)[0] as f32 / 255.0);
+    assert!(b.values.iter().all(|p| (0.0..=1.0).contains(p)));
     // Same seed, same order; another seed, another order.
     let again = EpochOrder::new(10, 4, true, Some(&mut Rng::new(1)));
     assert_eq!(order.batch_indices(0), again.batch_indices(0));
@@ -150,7 +150,7 @@ fn batches_scale_pixels_and_drop_the_last_partial_batch() {
 //   g = torch.Generator().manual_seed(0); torch.randperm(60000, generator=g)  # twice
 // Bit patterns are the f32 values' IEEE bits.
 
-use spyne::layer::Linear;
+use spyne::layer::torch_linear;
 use spyne::rng::TorchRng;
 
 #[test]
@@ -187,8 +187,8 @@ fn torch_uniform_and_randperm_match_pytorch() {
 fn linear_from_torch_seed_has_pytorchs_initial_weights() {
     let dev = cpu();
     let mut g = TorchRng::new(0);
-    let fc1 = Linear::new(784, 1000, true, &mut g, &dev).unwrap();
-    let fc2 = Linear::new(1000, 10, true, &mut g, &dev).unwrap();
+    let fc1 = torch_linear(784, 1000, true, &mut g, &dev).unwrap();
+    let fc2 = torch_linear(1000, 10, true, &mut g, &dev).unwrap();
     let bits = |t: burn::tensor::Tensor<2>, i: usize, o: usize| {
         v(t.slice([i..i + 1, o..o + 1]))[0].to_bits()
     };

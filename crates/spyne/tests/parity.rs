@@ -6,13 +6,16 @@ use burn::module::Param;
 use burn::tensor::Tensor;
 use common::*;
 use serde_json::Value as Json;
-use spyne::layer::Linear;
+use spyne::layer::linear_from_torch;
 use spyne::loss::ce_membrane_loss;
 use spyne::neuron::*;
 use spyne::rng::Rng;
 use spyne::spikegen::Encoding;
-use spyne::train::params::{export, import, NamedParam};
-use spyne::train::{SpikingMlp, TrainConfig};
+use spyne::layer::Linear;
+use spyne::model::params::{export, import, NamedParam};
+use spyne::model::{presets, Layer, Network, NeuronSpec, SpikingModel};
+use spyne::run::Run;
+use spyne::seq::Seq;
 
 fn fixtures() -> Json {
     serde_json::from_str(include_str!("fixtures/snntorch.json")).unwrap()
@@ -83,7 +86,7 @@ fn rleaky_matches_snntorch() {
     let mut n = RLeakyConfig::new(0.85, RecurrentKind::AllToAll { features: 3 })
         .init(&mut Rng::new(0), &dev)
         .unwrap();
-    let lin = Linear::from_torch(
+    let lin = linear_from_torch(
         &floats(&case["weight"]),
         Some(&floats(&case["bias"])),
         3,
@@ -95,22 +98,15 @@ fn rleaky_matches_snntorch() {
     compare(&n, case);
 }
 
-fn tutorial_net(case: &Json, device: &burn::tensor::Device) -> SpikingMlp {
+fn tutorial_net(case: &Json, device: &burn::tensor::Device) -> Network {
     let sizes: Vec<usize> = case["sizes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
-    let config = TrainConfig {
-        inputs: sizes[0],
-        hidden: vec![sizes[1]],
-        outputs: sizes[2],
-        beta: 0.95,
-        steps: case["steps"].as_u64().unwrap() as usize,
-        ..TrainConfig::default()
-    };
-    let mut model = SpikingMlp::new(&config, &mut Rng::new(0), device).unwrap();
+    let spec = presets::mlp(sizes[0], &[sizes[1]], sizes[2], &NeuronSpec::leaky(0.95));
+    let mut model = spec.init(&mut Rng::new(0), device).unwrap();
     let mut named = export(&model);
     for key in ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"] {
         let old = &named[key];
@@ -127,14 +123,22 @@ fn tutorial_net(case: &Json, device: &burn::tensor::Device) -> SpikingMlp {
     model
 }
 
-/// The tutorial network: snntorch runs fc1 at every step; spyne hoists it, and runs each
-/// Leaky layer as one fused op. Every combination: same loss, membranes and gradients.
+fn linear(model: &Network, i: usize) -> &Linear {
+    match &model.layers[i] {
+        Layer::Linear(l) => l,
+        other => panic!("layer {i} is {other:?}"),
+    }
+}
+
+/// The tutorial network: snntorch runs fc1 at every step; spyne hoists it (a constant input),
+/// and runs each Leaky layer as one fused op. Every combination: same loss, membranes and
+/// gradients.
 #[test]
 fn tutorial_network_forward_and_gradients_match_snntorch() {
     let f = fixtures();
     let case = &f["tutorial_net"];
     let dev = grad_device();
-    let mut model = tutorial_net(case, &dev);
+    let model = tutorial_net(case, &dev);
     let (steps, batch) = (
         case["steps"].as_u64().unwrap() as usize,
         case["batch"].as_u64().unwrap() as usize,
@@ -147,26 +151,28 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     for (hoist, fused) in [(true, true), (true, false), (false, true), (false, false)] {
-        model.fused = fused;
         let x = Encoding::Direct
-            .encode(&img, batch, steps, &mut Rng::new(0), &dev)
+            .encode(&img, batch, if hoist { 1 } else { steps }, &mut Rng::new(0), &dev)
             .unwrap();
-        let rec = model.forward(x, steps, hoist, 0).unwrap();
-        if let Some(hidden) = &rec.spikes[0] {
-            assert_eq!(v(hidden.clone()), floats(&case["spk1"]), "hidden spikes");
+        let x = if hoist {
+            let [_, b, n] = x.dims();
+            Seq::constant(x.reshape([b, n]), steps)
+        } else {
+            Seq::new(x)
+        };
+        // Recording keeps the hidden spikes (the fused path otherwise never makes them).
+        let mut run = Run::new().recording(!fused);
+        if !fused {
+            run = run.composed();
         }
-        assert_eq!(
-            rec.spikes[0].is_none(),
-            fused,
-            "the fused path does not materialise hidden spikes"
-        );
-        assert_close(
-            &v(rec.output_mems()),
-            &floats(&case["mem2"]),
-            1e-5,
-            "output membranes",
-        );
-        let loss = ce_membrane_loss(rec.output_mems(), &targets).unwrap();
+        let out = model.forward(x, &mut run).unwrap();
+        assert_eq!(run.stats().fused, if fused { 2 } else { 0 }, "paths");
+        if !fused {
+            let hidden = run.records()[0].spikes.clone();
+            assert_eq!(v(hidden), floats(&case["spk1"]), "hidden spikes");
+        }
+        assert_close(&v(out.mems.clone()), &floats(&case["mem2"]), 1e-5, "output membranes");
+        let loss = ce_membrane_loss(out.mems, &targets).unwrap();
         assert_close(
             &v(loss.clone()),
             &[case["loss"].as_f64().unwrap() as f32],
@@ -176,29 +182,10 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
         let g = loss.backward();
         let grad_torch = |p: &Param<Tensor<2>>| v(p.val().grad(&g).unwrap().transpose());
         let grad1 = |p: &Option<Param<Tensor<1>>>| v(p.as_ref().unwrap().val().grad(&g).unwrap());
-        assert_close(
-            &grad_torch(&model.linears[0].weight),
-            &floats(&case["grad.fc1.weight"]),
-            1e-4,
-            "dW1",
-        );
-        assert_close(
-            &grad1(&model.linears[0].bias),
-            &floats(&case["grad.fc1.bias"]),
-            1e-4,
-            "db1",
-        );
-        assert_close(
-            &grad_torch(&model.linears[1].weight),
-            &floats(&case["grad.fc2.weight"]),
-            1e-4,
-            "dW2",
-        );
-        assert_close(
-            &grad1(&model.linears[1].bias),
-            &floats(&case["grad.fc2.bias"]),
-            1e-4,
-            "db2",
-        );
+        let (fc1, fc2) = (linear(&model, 0), linear(&model, 2));
+        assert_close(&grad_torch(&fc1.weight), &floats(&case["grad.fc1.weight"]), 1e-4, "dW1");
+        assert_close(&grad1(&fc1.bias), &floats(&case["grad.fc1.bias"]), 1e-4, "db1");
+        assert_close(&grad_torch(&fc2.weight), &floats(&case["grad.fc2.weight"]), 1e-4, "dW2");
+        assert_close(&grad1(&fc2.bias), &floats(&case["grad.fc2.bias"]), 1e-4, "db2");
     }
 }

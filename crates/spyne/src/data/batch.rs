@@ -3,18 +3,34 @@
 use super::mnist::Split;
 use crate::rng::{Rng, TorchRng};
 
-/// One mini-batch on the host: pixels scaled to `[0, 1]`, row-major `[len, pixels]`.
+/// One mini-batch on the host.
+///
+/// Static samples (images: `steps` is `None`) are `[len, features]` values that the run's
+/// encoding turns into a sequence; sequence samples (event data: `steps` is `Some(T)`) are
+/// `[T, len, features]` values fed as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// `len × pixels` values in `[0, 1]`.
-    pub images: Vec<f32>,
-    /// One class index per row.
+    /// The values, row-major (pixels scaled to `[0, 1]` for images).
+    pub values: Vec<f32>,
+    /// One class index per sample.
     pub labels: Vec<usize>,
-    /// Values per image.
-    pub pixels: usize,
+    /// One sample's shape at one step (`[1, 28, 28]` for MNIST).
+    pub shape: Vec<usize>,
+    /// `Some(T)` when every sample is already a sequence of `T` steps.
+    pub steps: Option<usize>,
 }
 
 impl Batch {
+    /// Static samples: `values` is `[labels.len(), shape…]`.
+    pub fn samples(values: Vec<f32>, labels: Vec<usize>, shape: Vec<usize>) -> Batch {
+        Batch {
+            values,
+            labels,
+            shape,
+            steps: None,
+        }
+    }
+
     /// Gathers the images at `indices` from `split`.
     pub fn gather(split: &Split, indices: &[usize]) -> Batch {
         let pixels = split.pixels();
@@ -22,11 +38,16 @@ impl Batch {
         for &i in indices {
             images.extend(split.image(i).iter().map(|&p| p as f32 / 255.0));
         }
-        Batch {
+        Batch::samples(
             images,
-            labels: indices.iter().map(|&i| split.labels[i] as usize).collect(),
-            pixels,
-        }
+            indices.iter().map(|&i| split.labels[i] as usize).collect(),
+            vec![1, split.rows, split.cols],
+        )
+    }
+
+    /// Values per sample and step.
+    pub fn features(&self) -> usize {
+        self.shape.iter().product()
     }
 
     /// The number of images.

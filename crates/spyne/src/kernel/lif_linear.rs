@@ -11,20 +11,40 @@
 use rayon::prelude::*;
 
 use super::lif::{
-    input_row, monomorphize, multiversion, recompute_row, reset_code, spike, split_params, step,
-    step_row, tasks, walk_back_row, Params, Rows, Shared, NONE, SUB, ZERO,
+    input_row, load_state, monomorphize, multiversion, recompute_row, reset_code, spike,
+    split_params, step, step_row, store_state, sum_in_order, tasks, Params, Rows, Shared,
+    StateGrads, Walk, NONE, SUB, ZERO,
 };
 use super::{LifKind, LifSpec};
 use crate::surrogate::{with_surrogate_code, DerivativeRef};
 
+/// Length of the op's flat output: the currents `[T, B, M]`, then the layer's final state
+/// `[S, B, N]` when `spec.final_state`.
+pub fn output_len(spec: &LifSpec, m: usize) -> usize {
+    let state = if spec.final_state {
+        spec.kind.state_rows() * spec.batch * spec.features
+    } else {
+        0
+    };
+    spec.steps * spec.batch * m + state
+}
+
 /// Forward: the next layer's input currents `[T, B, M]` (without bias) for weights `w`,
-/// `[N, M]` row-major.
-pub fn forward(spec: &LifSpec, input: &[f32], params: &[f32], w: &[f32], m: usize) -> Vec<f32> {
+/// `[N, M]` row-major, followed by the final state when `spec.final_state` (see
+/// [`output_len`]). `init` is the initial state when `spec.init`.
+pub fn forward(
+    spec: &LifSpec,
+    input: &[f32],
+    params: &[f32],
+    init: &[f32],
+    w: &[f32],
+    m: usize,
+) -> Vec<f32> {
     let p = split_params(spec, params);
-    let mut out = vec![0.0f32; spec.steps * spec.batch * m];
+    let mut out = vec![0.0f32; output_len(spec, m)];
     let ptr = Shared(out.as_mut_ptr());
     tasks(spec.batch).into_par_iter().for_each(|rows| {
-        monomorphize!(spec, forward_rows(spec, input, p, w, m, rows, ptr));
+        monomorphize!(spec, forward_rows(spec, input, p, init, (w, m), rows, ptr));
     });
     out
 }
@@ -47,11 +67,12 @@ multiversion! {
         spec: &LifSpec,
         input: &[f32],
         p: Params,
-        w: &[f32],
-        m: usize,
+        init: &[f32],
+        wm: (&[f32], usize),
         rows: std::ops::Range<usize>,
         out: Shared,
     ) {
+        let (w, m) = wm;
         let (n, rn) = (spec.features, rows.len());
         let (mut u, mut syn) = (vec![0.0f32; n], vec![0.0f32; n]);
         let len = spec.steps * rn * (n + m);
@@ -60,14 +81,21 @@ multiversion! {
             let scratch = &mut buffer[..len];
             let (s, o) = scratch.split_at_mut(spec.steps * rn * n);
             for (r, b) in rows.clone().enumerate() {
-                u.fill(0.0);
-                syn.fill(0.0);
+                load_state::<SYN>(spec, init, b, &mut u, &mut syn);
                 for t in 0..spec.steps {
                     step_row::<SYN, RESET>(p, input_row(spec, input, t, b), &mut u, &mut syn);
                     // A NaN membrane gives a NaN spike, which then reaches the output.
                     let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
                     for ((s, &u), &th) in s.iter_mut().zip(&u).zip(&p.theta[..n]) {
                         *s = spike(u - th);
+                    }
+                }
+                if spec.final_state {
+                    // SAFETY: the state follows the T·B·M currents in `out`; its row b
+                    // belongs to this task alone.
+                    unsafe {
+                        let state = Shared(out.0.add(spec.steps * spec.batch * m));
+                        store_state::<SYN>(spec, state, 0, b, &u, &syn);
                     }
                 }
             }
@@ -146,37 +174,43 @@ pub struct LifLinearGrads {
     pub params: Vec<f32>,
     /// `∂L/∂W`, `[N, M]`.
     pub weight: Vec<f32>,
+    /// `∂L/∂init`, `[S, B, N]` (empty when the call started from rest).
+    pub init: Vec<f32>,
 }
 
-/// Backward from `grad = ∂L/∂I'`, `[T, B, M]`.
+/// Backward from `grad` = ∂L/∂(the flat output): the currents `∂L/∂I'`, `[T, B, M]`, then
+/// the final state's gradient when `spec.final_state`.
 pub fn backward(
     spec: &LifSpec,
     input: &[f32],
     params: &[f32],
-    w: &[f32],
-    m: usize,
+    init: &[f32],
+    (w, m): (&[f32], usize),
     grad: &[f32],
 ) -> LifLinearGrads {
     let n = spec.features;
     let p = split_params(spec, params);
     // Wᵀ, `[M, N]`: the mat-vec ∂L/∂S = ∂L/∂I'·Wᵀ then runs as M vector updates of length N.
-    let mut wt = vec![0.0f32; n * m];
-    for j in 0..n {
-        for k in 0..m {
-            wt[k * n + j] = w[j * m + k];
-        }
-    }
+    let wt = transpose(w, n, m);
     let mut g_input = vec![0.0f32; input.len()];
+    let currents = spec.steps * spec.batch * m;
+    let state_len = spec.kind.state_rows() * spec.batch * n;
+    let mut g_init = vec![0.0f32; if spec.init { state_len } else { 0 }];
     let task = Task {
         spec,
         input,
         p,
         wt: &wt,
         m,
-        grad,
+        grad: &grad[..currents],
         k: spec.surrogate.code().1,
         custom: spec.surrogate.custom_derivative(),
         g_input: Shared(g_input.as_mut_ptr()),
+        state: StateGrads {
+            init,
+            g_init: Shared(g_init.as_mut_ptr()),
+            g_end: spec.final_state.then(|| &grad[currents..]),
+        },
     };
     let rows = spec.kind.param_rows() * n;
     let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(spec.batch)
@@ -187,16 +221,12 @@ pub fn backward(
             (g_params, g_wt)
         })
         .collect();
-    // Partial sums in task order: the same on any number of threads.
-    let (mut g_params, mut g_wt) = (vec![0.0f32; rows], vec![0.0f32; n * m]);
-    for (gp, gw) in partials {
-        g_params.iter_mut().zip(gp).for_each(|(a, b)| *a += b);
-        g_wt.iter_mut().zip(gw).for_each(|(a, b)| *a += b);
-    }
+    let (g_params, g_wt): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
     LifLinearGrads {
         input: g_input,
-        params: g_params,
-        weight: transpose(&g_wt, m, n),
+        params: sum_in_order(g_params, rows),
+        weight: transpose(&sum_in_order(g_wt, n * m), m, n),
+        init: g_init,
     }
 }
 
@@ -211,6 +241,7 @@ struct Task<'a> {
     k: [f32; 2],
     custom: DerivativeRef<'a>,
     g_input: Shared,
+    state: StateGrads<'a>,
 }
 
 fn backward_task<const SYN: bool, const RESET: u8>(
@@ -230,7 +261,7 @@ multiversion! {
     /// `∂L/∂S = ∂L/∂I'·Wᵀ` and `∂L/∂Wᵀ += ∂L/∂I'ᵀ·S` as two products for all of them, then
     /// walk time backwards row by row.
     fn backward_rows<SYN: bool, RESET: u8, SG: u8>(task: &Task, rows: std::ops::Range<usize>, g_params: &mut [f32], g_wt: &mut [f32]) {
-        let Task { spec, input, p, wt, m, grad, k, custom, g_input } = *task;
+        let Task { spec, input, p, wt, m, grad, k, custom, g_input, state } = *task;
         let (t_n, b_n, n, rn) = (spec.steps, spec.batch, spec.features, rows.len());
         let per_row = (t_n + 1) * n;
         let tr = t_n * rn;
@@ -249,7 +280,7 @@ multiversion! {
             for (r, b) in rows.clone().enumerate() {
                 let us = &mut us[r * per_row..(r + 1) * per_row];
                 let syns = if SYN { &mut syns[r * per_row..(r + 1) * per_row] } else { &mut syns[..0] };
-                recompute_row::<SYN, RESET>(spec, p, input, b, us, syns, &mut syn);
+                recompute_row::<SYN, RESET>(spec, p, input, state.init, b, us, syns, &mut syn);
                 for t in 0..t_n {
                     let s = &mut s[(t * rn + r) * n..(t * rn + r + 1) * n];
                     for ((s, &u), &th) in s.iter_mut().zip(&us[(t + 1) * n..(t + 2) * n]).zip(&p.theta[..n]) {
@@ -265,7 +296,8 @@ multiversion! {
                 let g_s = Rows { data: g_s, stride: rn * n, offset: r * n };
                 let syns = if SYN { &syns[r * per_row..(r + 1) * per_row] } else { &syns[..0] };
                 let us = &us[r * per_row..(r + 1) * per_row];
-                walk_back_row::<SYN, RESET, SG>(spec, p, (k, custom), b, us, syns, g_s, None, g_params, g_input);
+                let walk = Walk { spec, p, sg: (k, custom), b, us, syns, g_s, g_u: None, g_input, state };
+                walk.row::<SYN, RESET, SG>(g_params);
             }
         }
         give_back_scratch(buffer);

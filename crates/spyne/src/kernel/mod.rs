@@ -6,13 +6,21 @@
 //! devices, and tests check that both agree, values and gradients.
 
 mod adam;
+mod conv;
+mod conv_op;
 mod lif;
 mod lif_linear;
 mod op;
+mod rlif;
+mod rlif_op;
 
 pub use adam::AdamStep;
+pub use conv::{ConvPath, ConvSpec, SPARSE_FORWARD_DENSITY};
+pub use conv_op::ConvBackend;
 pub use lif::{LifKind, LifSpec};
 pub use op::{FusedAdamBackend, FusedLifBackend};
+pub use rlif::{RlifSpec, PARAM_ROWS as RLIF_PARAM_ROWS};
+pub use rlif_op::FusedRlifBackend;
 
 use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
@@ -24,59 +32,108 @@ pub fn supports(device: &Device) -> bool {
     *device == Device::flex()
 }
 
-/// Spikes (and membranes when `spec.mems`) of a layer over `spec.steps` steps, through the
-/// fused op. `input` is `[T, B, N]`, or `[1, B, N]` holding one current for every step when
-/// `spec.static_input`; `params` is `[rows, N]` as [`LifKind::param_rows`] says.
+/// What a fused sequence call returns, each `[·, B, N]`.
+#[derive(Debug, Clone)]
+pub struct FusedOutput {
+    /// Spikes, `[T, B, N]`.
+    pub spikes: Tensor<3>,
+    /// Membranes, `[T, B, N]`, when `spec.mems`.
+    pub mems: Option<Tensor<3>>,
+    /// The state after the last step, `[S, B, N]` ([`LifKind::state_rows`]), when
+    /// `spec.final_state`.
+    pub state: Option<Tensor<3>>,
+}
+
+/// A zero-element stand-in for an absent initial state.
+fn no_state(device: &Device) -> Tensor<3> {
+    Tensor::zeros([1, 1, 1], device)
+}
+
+/// A Leaky or Synaptic layer over `spec.steps` steps through the fused op. `input` is
+/// `[T, B, N]`, or `[1, B, N]` holding one current for every step when `spec.static_input`;
+/// `params` is `[rows, N]` as [`LifKind::param_rows`] says; `init` is the state to start
+/// from (`[S, B, N]`; rest when `None`). `spec.init` is set from `init`.
 pub fn fused_sequence(
     input: Tensor<3>,
     params: Tensor<2>,
+    init: Option<Tensor<3>>,
     spec: LifSpec,
-) -> (Tensor<3>, Option<Tensor<3>>) {
-    let [steps, batch, features] = (spec.steps, spec.batch, spec.features).into();
+) -> FusedOutput {
+    let (steps, batch, features) = (spec.steps, spec.batch, spec.features);
     let input = if spec.static_input {
         input.reshape([1, batch, features])
     } else {
         input
     };
-    let mems = spec.mems;
+    let spec = LifSpec {
+        init: init.is_some(),
+        ..spec
+    };
+    let init = init.unwrap_or_else(|| no_state(&input.device()));
+    let (mems, final_state, planes) = (spec.mems, spec.final_state, spec.output_planes());
     let out = Tensor::<3>::from_dispatch(<Dispatch as FusedLifBackend>::fused_lif(
         input.into_dispatch(),
         params.into_dispatch(),
-        spec,
+        init.into_dispatch(),
+        spec.clone(),
     ));
-    if mems {
-        (
-            out.clone().narrow(0, 0, steps),
-            Some(out.narrow(0, steps, steps)),
-        )
-    } else {
-        (out, None)
+    let state_rows = spec.kind.state_rows();
+    FusedOutput {
+        spikes: if planes == steps {
+            out.clone()
+        } else {
+            out.clone().narrow(0, 0, steps)
+        },
+        mems: mems.then(|| out.clone().narrow(0, steps, steps)),
+        state: final_state.then(|| out.narrow(0, planes - state_rows, state_rows)),
     }
 }
 
 /// A Leaky or Synaptic layer followed by a Linear layer (`weight` `[N, M]`, no bias), as one
-/// op: returns the next layer's input currents `[T, B, M]`; the layer's own spikes are never
-/// materialised. `input` and `params` as for [`fused_sequence`] (`spec.mems` is ignored).
+/// op: returns the next layer's input currents `[T, B, M]` and, when `spec.final_state`, the
+/// layer's final state `[S, B, N]`; the layer's own spikes are never materialised. `input`,
+/// `params` and `init` as for [`fused_sequence`] (`spec.mems` is ignored).
 pub fn fused_sequence_linear(
     input: Tensor<3>,
     params: Tensor<2>,
+    init: Option<Tensor<3>>,
     weight: Tensor<2>,
     spec: LifSpec,
-) -> Tensor<3> {
+) -> (Tensor<3>, Option<Tensor<3>>) {
+    let (steps, batch, n) = (spec.steps, spec.batch, spec.features);
+    let m = weight.dims()[1];
     let input = if spec.static_input {
-        input.reshape([1, spec.batch, spec.features])
+        input.reshape([1, batch, n])
     } else {
         input
     };
-    Tensor::<3>::from_dispatch(<Dispatch as FusedLifBackend>::fused_lif_linear(
+    let spec = LifSpec {
+        mems: false,
+        init: init.is_some(),
+        ..spec
+    };
+    let init = init.unwrap_or_else(|| no_state(&input.device()));
+    let final_state = spec.final_state;
+    let state_rows = spec.kind.state_rows();
+    let out = Tensor::<1>::from_dispatch(<Dispatch as FusedLifBackend>::fused_lif_linear(
         input.into_dispatch(),
         params.into_dispatch(),
+        init.into_dispatch(),
         weight.into_dispatch(),
-        LifSpec {
-            mems: false,
-            ..spec
-        },
-    ))
+        spec,
+    ));
+    let currents = steps * batch * m;
+    if !final_state {
+        return (out.reshape([steps, batch, m]), None);
+    }
+    let state = out
+        .clone()
+        .narrow(0, currents, state_rows * batch * n)
+        .reshape([state_rows, batch, n]);
+    (
+        out.narrow(0, 0, currents).reshape([steps, batch, m]),
+        Some(state),
+    )
 }
 
 /// One Adam step of a parameter through the fused op (Flex devices only; see
@@ -100,4 +157,58 @@ pub fn fused_adam<const D: usize>(
         Tensor::from_dispatch(m),
         Tensor::from_dispatch(v),
     )
+}
+
+/// A 2-D convolution through spyne's kernel (Flex devices; it skips zero spikes and zero
+/// gradients where they are few enough to pay): `x`
+/// `[N, C, H, W]`, `weight` `[O, C, KH, KW]`, `bias` `[O]`; the shapes in `spec` must match.
+/// Returns `[N, O, OH, OW]`.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, spec: ConvSpec) -> Tensor<4> {
+    let device = x.device();
+    let spec = ConvSpec {
+        bias: bias.is_some(),
+        ..spec
+    };
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([1], &device));
+    Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        spec,
+    ))
+}
+
+/// An RLeaky or RSynaptic layer over `spec.steps` steps through the fused op: `input`
+/// `[T, B, N]` (or `[1, B, N]` static), `params` `[5, N]` (`[α, β, θ, V, b]`), `weight`
+/// `[N, N]` (all-to-all), `init` `[S, B, N]` (`[spikes, U]` or `[spikes, I_syn, U]`; rest
+/// when `None`). Returns spikes, membranes (when `spec.mems`) and the final state (when
+/// `spec.final_state`).
+pub fn fused_recurrent(
+    input: Tensor<3>,
+    params: Tensor<2>,
+    weight: Option<Tensor<2>>,
+    init: Option<Tensor<3>>,
+    spec: RlifSpec,
+) -> FusedOutput {
+    let device = input.device();
+    let (steps, rows) = (spec.steps, spec.state_rows());
+    let spec = RlifSpec {
+        init: init.is_some(),
+        ..spec
+    };
+    let init = init.unwrap_or_else(|| no_state(&device));
+    let weight = weight.unwrap_or_else(|| Tensor::zeros([1, 1], &device));
+    let (mems, final_state, planes) = (spec.mems, spec.final_state, spec.output_planes());
+    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedRlifBackend>::fused_rlif(
+        input.into_dispatch(),
+        params.into_dispatch(),
+        weight.into_dispatch(),
+        init.into_dispatch(),
+        spec,
+    ));
+    FusedOutput {
+        spikes: out.clone().narrow(0, 0, steps),
+        mems: mems.then(|| out.clone().narrow(0, steps, steps)),
+        state: final_state.then(|| out.narrow(0, planes - rows, rows)),
+    }
 }

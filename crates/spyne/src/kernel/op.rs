@@ -19,19 +19,23 @@ use super::lif_linear;
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedLifBackend: Backend {
     /// `input`: `[T, B, N]`, or `[B, N]` when `spec.static_input`; `params`: `[rows, N]`
-    /// (`[β, θ]` or `[α, β, θ]`). Returns spikes `[T, B, N]`, or spikes then membranes as
-    /// `[2·T, B, N]` when `spec.mems`.
+    /// (`[β, θ]` or `[α, β, θ]`); `init`: the initial state `[S, B, N]` when `spec.init`
+    /// (anything otherwise). Returns [`LifSpec::output_planes`] planes `[·, B, N]`: spikes,
+    /// then membranes when `spec.mems`, then the final state when `spec.final_state`.
     fn fused_lif(
         input: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        init: FloatTensor<Self>,
         spec: LifSpec,
     ) -> FloatTensor<Self>;
 
     /// The same layer followed by a Linear layer without bias: `weight` is `[N, M]`; returns
-    /// the next layer's currents `[T, B, M]`.
+    /// a flat tensor: the next layer's currents `[T, B, M]`, then the layer's final state
+    /// `[S, B, N]` when `spec.final_state`.
     fn fused_lif_linear(
         input: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        init: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         spec: LifSpec,
     ) -> FloatTensor<Self>;
@@ -81,13 +85,13 @@ impl FusedAdamBackend for Flex {
 }
 
 /// The logical values of a Flex tensor as `f32`, row-major.
-fn values(t: FlexTensor) -> (FlexTensor, DType) {
+pub(super) fn values(t: FlexTensor) -> (FlexTensor, DType) {
     let dtype = t.dtype();
     (as_dtype(t, DType::F32).to_contiguous(), dtype)
 }
 
 /// `values` back as a tensor of `shape` in the caller's `dtype`.
-fn tensor(v: Vec<f32>, shape: Shape, dtype: DType) -> FlexTensor {
+pub(super) fn tensor(v: Vec<f32>, shape: Shape, dtype: DType) -> FlexTensor {
     let t = FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(shape), DType::F32);
     as_dtype(t, dtype)
 }
@@ -101,114 +105,125 @@ fn as_dtype(t: FlexTensor, dtype: DType) -> FlexTensor {
     }
 }
 
-fn output_shape(spec: &LifSpec) -> Shape {
-    let t = if spec.mems {
-        2 * spec.steps
-    } else {
-        spec.steps
-    };
-    Shape::from(vec![t, spec.batch, spec.features])
-}
-
 impl FusedLifBackend for Flex {
-    fn fused_lif(input: FlexTensor, params: FlexTensor, spec: LifSpec) -> FlexTensor {
+    fn fused_lif(
+        input: FlexTensor,
+        params: FlexTensor,
+        init: FlexTensor,
+        spec: LifSpec,
+    ) -> FlexTensor {
         let (input, dtype) = values(input);
         let (params, _) = values(params);
-        let out = lif::forward(&spec, input.storage::<f32>(), params.storage::<f32>());
-        tensor(out, output_shape(&spec), dtype)
+        let (init, _) = values(init);
+        let t0 = std::time::Instant::now();
+        let out = lif::forward(
+            &spec,
+            input.storage::<f32>(),
+            params.storage::<f32>(),
+            init.storage::<f32>(),
+        );
+        dbg_time("lif fwd", &spec, t0);
+        let shape = Shape::from(vec![spec.output_planes(), spec.batch, spec.features]);
+        tensor(out, shape, dtype)
     }
 
     fn fused_lif_linear(
         input: FlexTensor,
         params: FlexTensor,
+        init: FlexTensor,
         weight: FlexTensor,
         spec: LifSpec,
     ) -> FlexTensor {
         let m = weight.layout().shape()[1];
         let (input, dtype) = values(input);
         let (params, _) = values(params);
+        let (init, _) = values(init);
         let (weight, _) = values(weight);
+        let t0 = std::time::Instant::now();
         let out = lif_linear::forward(
             &spec,
             input.storage::<f32>(),
             params.storage::<f32>(),
+            init.storage::<f32>(),
             weight.storage::<f32>(),
             m,
         );
-        tensor(out, Shape::from(vec![spec.steps, spec.batch, m]), dtype)
+        dbg_time("lif+linear fwd", &spec, t0);
+        let len = out.len();
+        tensor(out, Shape::from(vec![len]), dtype)
     }
+}
+
+/// Registers each computed gradient `(values, shape)` with its parent node, when the parent
+/// is tracked. (A macro: autodiff's node type cannot be named outside burn.)
+macro_rules! register {
+    ($grads:expr, $parents:expr, $computed:expr, $dtype:expr) => {
+        for (node, (values, shape)) in $parents.into_iter().zip($computed) {
+            if let Some(node) = node {
+                $grads.register::<Flex>(node.id, tensor(values, shape, $dtype));
+            }
+        }
+    };
 }
 
 #[derive(Debug)]
 struct FusedLifLinearBackward;
 
-impl Backward<Flex, 3> for FusedLifLinearBackward {
-    type State = (FlexTensor, FlexTensor, FlexTensor, LifSpec);
+impl Backward<Flex, 4> for FusedLifLinearBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, LifSpec);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_input, node_params, node_weight] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (input, params, weight, spec) = ops.state;
-        let shapes = [
-            input.layout().shape().clone(),
-            params.layout().shape().clone(),
-            weight.layout().shape().clone(),
-        ];
-        let m = shapes[2][1];
+        let (input, params, init, weight, spec) = ops.state;
+        let shapes = [&input, &params, &init, &weight].map(|t| t.layout().shape().clone());
+        let m = shapes[3][1];
         let (input, dtype) = values(input);
         let (params, _) = values(params);
+        let (init, _) = values(init);
         let (weight, _) = values(weight);
         let (grad, _) = values(grad);
+        let t0 = std::time::Instant::now();
         let g = lif_linear::backward(
             &spec,
             input.storage::<f32>(),
             params.storage::<f32>(),
-            weight.storage::<f32>(),
-            m,
+            init.storage::<f32>(),
+            (weight.storage::<f32>(), m),
             grad.storage::<f32>(),
         );
-        let [si, sp, sw] = shapes;
-        for (node, values, shape) in [
-            (node_input, g.input, si),
-            (node_params, g.params, sp),
-            (node_weight, g.weight, sw),
-        ] {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, tensor(values, shape, dtype));
-            }
-        }
+        dbg_time("lif+linear bwd", &spec, t0);
+        let [si, sp, s0, sw] = shapes;
+        let computed = [(g.input, si), (g.params, sp), (g.init, s0), (g.weight, sw)];
+        register!(grads, ops.parents, computed, dtype);
     }
 }
 
 #[derive(Debug)]
 struct FusedLifBackward;
 
-impl Backward<Flex, 2> for FusedLifBackward {
-    type State = (FlexTensor, FlexTensor, LifSpec);
+impl Backward<Flex, 3> for FusedLifBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, LifSpec);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_input, node_params] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (input, params, spec) = ops.state;
-        let (input_shape, params_shape) = (
-            input.layout().shape().clone(),
-            params.layout().shape().clone(),
-        );
+        let (input, params, init, spec) = ops.state;
+        let shapes = [&input, &params, &init].map(|t| t.layout().shape().clone());
         let (input, dtype) = values(input);
-        let (params, pdtype) = values(params);
+        let (params, _) = values(params);
+        let (init, _) = values(init);
         let (grad, _) = values(grad);
+        let t0 = std::time::Instant::now();
         let g = lif::backward(
             &spec,
             input.storage::<f32>(),
             params.storage::<f32>(),
+            init.storage::<f32>(),
             grad.storage::<f32>(),
         );
-        if let Some(node) = node_input {
-            grads.register::<Flex>(node.id, tensor(g.input, input_shape, dtype));
-        }
-        if let Some(node) = node_params {
-            grads.register::<Flex>(node.id, tensor(g.params, params_shape, pdtype));
-        }
+        dbg_time("lif bwd", &spec, t0);
+        let [si, sp, s0] = shapes;
+        let computed = [(g.input, si), (g.params, sp), (g.init, s0)];
+        register!(grads, ops.parents, computed, dtype);
     }
 }
 
@@ -216,12 +231,14 @@ impl<C: CheckpointStrategy> FusedLifBackend for Autodiff<Flex, C> {
     fn fused_lif(
         input: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        init: FloatTensor<Self>,
         spec: LifSpec,
     ) -> FloatTensor<Self> {
         let (input, input_node) = input.into_parts();
         let (params, params_node) = params.into_parts();
+        let (init, init_node) = init.into_parts();
         match FusedLifBackward
-            .prepare::<C>([input_node, params_node])
+            .prepare::<C>([input_node, params_node, init_node])
             .compute_bound()
             .stateful()
         {
@@ -229,40 +246,55 @@ impl<C: CheckpointStrategy> FusedLifBackend for Autodiff<Flex, C> {
                 let out = <Flex as FusedLifBackend>::fused_lif(
                     input.clone(),
                     params.clone(),
+                    init.clone(),
                     spec.clone(),
                 );
                 // The backward recomputes membranes from the input: nothing else is kept.
-                prep.finish((input, params, spec), out)
+                prep.finish((input, params, init, spec), out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(<Flex as FusedLifBackend>::fused_lif(input, params, spec))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedLifBackend>::fused_lif(
+                input, params, init, spec,
+            )),
         }
     }
 
     fn fused_lif_linear(
         input: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        init: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         spec: LifSpec,
     ) -> FloatTensor<Self> {
         let (input, input_node) = input.into_parts();
         let (params, params_node) = params.into_parts();
+        let (init, init_node) = init.into_parts();
         let (weight, weight_node) = weight.into_parts();
-        let prep = FusedLifLinearBackward.prepare::<C>([input_node, params_node, weight_node]);
-        match prep.compute_bound().stateful() {
+        let nodes = [input_node, params_node, init_node, weight_node];
+        match FusedLifLinearBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let out = <Flex as FusedLifBackend>::fused_lif_linear(
                     input.clone(),
                     params.clone(),
+                    init.clone(),
                     weight.clone(),
                     spec.clone(),
                 );
-                prep.finish((input, params, weight, spec), out)
+                prep.finish((input, params, init, weight, spec), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedLifBackend>::fused_lif_linear(
-                input, params, weight, spec,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(
+                <Flex as FusedLifBackend>::fused_lif_linear(input, params, init, weight, spec),
+            ),
         }
+    }
+}
+
+/// TEMPORARY profiling aid.
+pub(super) fn dbg_time(what: &str, spec: &LifSpec, t0: std::time::Instant) {
+    if std::env::var("SPYNE_DEBUG_TIMES").is_ok() {
+        eprintln!("{what} T={} B={} N={}: {:?}", spec.steps, spec.batch, spec.features, t0.elapsed());
     }
 }

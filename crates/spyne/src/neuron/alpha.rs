@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
-use super::param::{decay_row, expect_dims, Value};
+use super::param::{expect_dims, Value};
 use super::{Neuron, NeuronState};
 use crate::error::{Error, Result};
 use crate::surrogate::Surrogate;
@@ -69,6 +69,7 @@ impl AlphaConfig {
                 self.learn_threshold,
                 self.surrogate.clone(),
                 self.reset,
+                &[&self.alpha, &self.beta],
                 device,
             )?,
         })
@@ -137,8 +138,8 @@ impl Neuron for Alpha {
         for t in [&state.syn_exc, &state.syn_inh, &state.mem] {
             expect_dims(t, batch, n, "Alpha state vs input")?;
         }
-        let alpha = decay_row(&self.alpha, n, "alpha width")?;
-        let beta = decay_row(&self.beta, n, "beta width")?;
+        let alpha = self.core.decay_row(&self.alpha, n, "alpha width")?;
+        let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
         let la = alpha.clone().log();

@@ -3,7 +3,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::param::{row, Value};
+use super::param::{channels_of, decay_row, row, Value};
 use crate::error::{Error, Result};
 use crate::surrogate::{heaviside_tensor, Surrogate};
 
@@ -74,31 +74,55 @@ pub struct SpikeCore {
     /// Reset mechanism.
     #[module(skip)]
     pub reset: Reset,
+    /// The channel count `C` when some parameter of the layer is per channel (its neurons
+    /// are then `C·H·W`, channel-major).
+    #[module(skip)]
+    pub channels: Option<usize>,
 }
 
 impl SpikeCore {
-    /// Builds the core; `threshold` must be positive and finite.
+    /// Builds the core; `threshold` must be positive and finite. `others` are the layer's
+    /// other parameter values: per-channel values must agree on the channel count.
     pub fn new(
         threshold: &Value,
         learn_threshold: bool,
         surrogate: Surrogate,
         reset: Reset,
+        others: &[&Value],
         device: &Device,
     ) -> Result<Self> {
         threshold.check("threshold", "positive and finite", |v| {
             v.is_finite() && v > 0.0
         })?;
         surrogate.validate()?;
+        let mut all = others.to_vec();
+        all.push(threshold);
         Ok(SpikeCore {
             threshold: threshold.param(learn_threshold, device),
             surrogate,
             reset,
+            channels: channels_of(&all)?,
         })
     }
 
     /// θ broadcast to `[1, features]`.
     pub fn threshold_row(&self, features: usize) -> Result<Tensor<2>> {
-        row(&self.threshold, features, "threshold width")
+        row(&self.threshold, features, self.channels, "threshold width")
+    }
+
+    /// A decay parameter (β, α) broadcast to `[1, features]` and clamped to `[0, 1]`.
+    pub fn decay_row(
+        &self,
+        p: &Param<Tensor<1>>,
+        features: usize,
+        name: &'static str,
+    ) -> Result<Tensor<2>> {
+        decay_row(p, features, self.channels, name)
+    }
+
+    /// Any other parameter (a recurrent weight `V`) broadcast to `[1, features]`.
+    pub fn row(&self, p: &Param<Tensor<1>>, features: usize, name: &'static str) -> Result<Tensor<2>> {
+        row(p, features, self.channels, name)
     }
 
     /// `r[t] = H(U[t−1] − θ)`, detached: whether the previous step spiked.

@@ -6,7 +6,8 @@ use burn::tensor::{Device, Tensor};
 use super::core::{Reset, SpikeCore};
 use super::leaky::LeakyState;
 use super::param::{expect_dims, Value};
-use super::Neuron;
+use super::{fused_methods, FusedKind, Neuron};
+use crate::kernel::LifKind;
 use crate::error::{Error, Result};
 use crate::surrogate::Surrogate;
 
@@ -108,6 +109,7 @@ impl LapicqueConfig {
                 false,
                 self.surrogate.clone(),
                 self.reset,
+                &[],
                 device,
             )?,
         })
@@ -148,5 +150,43 @@ impl Neuron for Lapicque {
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk, LeakyState { mem }))
+    }
+
+    fused_methods!();
+}
+
+/// Lapicque runs on the Synaptic kernel with `α = 0` (the current is then the scaled input)
+/// and `β` the RC decay: the same operations in the same order as [`Lapicque::step`].
+impl FusedKind for Lapicque {
+    const KIND: LifKind = LifKind::Synaptic;
+
+    fn core(&self) -> &SpikeCore {
+        &self.core
+    }
+
+    fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>> {
+        let device = self.core.threshold.val().device();
+        Ok(vec![
+            Tensor::zeros([1, 1], &device),
+            Tensor::full([1, 1], self.decay, &device),
+            self.core.threshold_row(n)?,
+        ])
+    }
+
+    fn input_gain(&self) -> Option<f32> {
+        Some(self.gain)
+    }
+
+    fn to_planes(&self, state: LeakyState) -> Tensor<3> {
+        // The current is never read (α = 0): any finite value will do.
+        let mem = state.mem;
+        Tensor::stack(vec![mem.zeros_like(), mem], 0)
+    }
+
+    fn from_planes(&self, planes: Tensor<3>) -> LeakyState {
+        let [_, b, n] = planes.dims();
+        LeakyState {
+            mem: planes.narrow(0, 1, 1).reshape([b, n]),
+        }
     }
 }

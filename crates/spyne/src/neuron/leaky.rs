@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
-use super::param::{decay_row, expect_dims, Value};
+use super::param::{expect_dims, Value};
 use super::{fused_methods, FusedKind, Neuron, NeuronState};
 use crate::error::Result;
 use crate::kernel::LifKind;
@@ -65,6 +65,7 @@ impl LeakyConfig {
                 self.learn_threshold,
                 self.surrogate.clone(),
                 self.reset,
+                &[&self.beta],
                 device,
             )?,
         })
@@ -119,7 +120,7 @@ impl Neuron for Leaky {
     fn step(&self, input: Tensor<2>, state: LeakyState) -> Result<(Tensor<2>, LeakyState)> {
         let [batch, n] = input.dims();
         expect_dims(&state.mem, batch, n, "Leaky state vs input")?;
-        let beta = decay_row(&self.beta, n, "beta width")?;
+        let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let prev = state.mem;
         let r = self.core.reset_signal(&prev, &theta);
@@ -144,8 +145,19 @@ impl FusedKind for Leaky {
 
     fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>> {
         Ok(vec![
-            decay_row(&self.beta, n, "beta width")?,
+            self.core.decay_row(&self.beta, n, "beta width")?,
             self.core.threshold_row(n)?,
         ])
+    }
+
+    fn to_planes(&self, state: LeakyState) -> Tensor<3> {
+        state.mem.unsqueeze_dim(0)
+    }
+
+    fn from_planes(&self, planes: Tensor<3>) -> LeakyState {
+        let [_, b, n] = planes.dims();
+        LeakyState {
+            mem: planes.reshape([b, n]),
+        }
     }
 }

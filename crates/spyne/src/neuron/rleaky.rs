@@ -4,9 +4,9 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
-use super::param::{decay_row, expect_dims, Value};
-use super::recurrent::{Recurrent, RecurrentKind};
-use super::{Neuron, NeuronState};
+use super::param::{expect_dims, Value};
+use super::recurrent::{Recurrent, RecurrentKernel, RecurrentKind};
+use super::{Fused, FusedCall, Neuron, NeuronState};
 use crate::error::Result;
 use crate::rng::UniformSource;
 use crate::surrogate::Surrogate;
@@ -69,6 +69,7 @@ impl RLeakyConfig {
                 self.learn_threshold,
                 self.surrogate.clone(),
                 self.reset,
+                &[Some(&self.beta), self.recurrent.one_to_one()].into_iter().flatten().collect::<Vec<_>>(),
                 device,
             )?,
         })
@@ -128,12 +129,30 @@ impl Neuron for RLeaky {
         let [batch, n] = input.dims();
         expect_dims(&state.spk, batch, n, "RLeaky spikes vs input")?;
         expect_dims(&state.mem, batch, n, "RLeaky membrane vs input")?;
-        let beta = decay_row(&self.beta, n, "beta width")?;
+        let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let base = state.mem * beta + input + self.recurrent.forward(state.spk)?;
+        let base = state.mem * beta + input + self.recurrent.forward(state.spk, self.core.channels)?;
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk.clone(), RLeakyState { spk, mem }))
+    }
+
+    fn fused(&self, call: FusedCall<RLeakyState>) -> Option<Result<Fused<RLeakyState>>> {
+        let kernel = RecurrentKernel {
+            core: &self.core,
+            alpha: None,
+            beta: &self.beta,
+            recurrent: &self.recurrent,
+        };
+        kernel.run(
+            call,
+            |s: RLeakyState| Tensor::stack(vec![s.spk, s.mem], 0),
+            |p: Tensor<3>| {
+                let [_, b, n] = p.dims();
+                let row = |k| p.clone().narrow(0, k, 1).reshape([b, n]);
+                RLeakyState { spk: row(0), mem: row(1) }
+            },
+        )
     }
 }

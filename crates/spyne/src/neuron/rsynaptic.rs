@@ -4,9 +4,9 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
-use super::param::{decay_row, expect_dims, Value};
-use super::recurrent::{Recurrent, RecurrentKind};
-use super::{Neuron, NeuronState};
+use super::param::{expect_dims, Value};
+use super::recurrent::{Recurrent, RecurrentKernel, RecurrentKind};
+use super::{Fused, FusedCall, Neuron, NeuronState};
 use crate::error::Result;
 use crate::rng::UniformSource;
 use crate::surrogate::Surrogate;
@@ -63,6 +63,10 @@ impl RSynapticConfig {
                 lt,
                 self.surrogate.clone(),
                 self.reset,
+                &[Some(&self.alpha), Some(&self.beta), self.recurrent.one_to_one()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
                 device,
             )?,
         })
@@ -128,14 +132,32 @@ impl Neuron for RSynaptic {
         for t in [&state.spk, &state.syn, &state.mem] {
             expect_dims(t, batch, n, "RSynaptic state vs input")?;
         }
-        let alpha = decay_row(&self.alpha, n, "alpha width")?;
-        let beta = decay_row(&self.beta, n, "beta width")?;
+        let alpha = self.core.decay_row(&self.alpha, n, "alpha width")?;
+        let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let syn = state.syn * alpha + input + self.recurrent.forward(state.spk)?;
+        let syn = state.syn * alpha + input + self.recurrent.forward(state.spk, self.core.channels)?;
         let base = state.mem * beta + syn.clone();
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk.clone(), RSynapticState { spk, syn, mem }))
+    }
+
+    fn fused(&self, call: FusedCall<RSynapticState>) -> Option<Result<Fused<RSynapticState>>> {
+        let kernel = RecurrentKernel {
+            core: &self.core,
+            alpha: Some(&self.alpha),
+            beta: &self.beta,
+            recurrent: &self.recurrent,
+        };
+        kernel.run(
+            call,
+            |s: RSynapticState| Tensor::stack(vec![s.spk, s.syn, s.mem], 0),
+            |p: Tensor<3>| {
+                let [_, b, n] = p.dims();
+                let row = |k| p.clone().narrow(0, k, 1).reshape([b, n]);
+                RSynapticState { spk: row(0), syn: row(1), mem: row(2) }
+            },
+        )
     }
 }

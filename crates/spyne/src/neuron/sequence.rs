@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Neuron, NeuronState};
+use super::{FusedCall, Neuron, NeuronState};
 use crate::error::{Error, Result};
 
 /// The outputs of a neuron layer over `T` steps.
@@ -16,29 +16,69 @@ pub struct Sequence<S> {
     pub state: S,
 }
 
-/// Runs `neuron` over `input` (`[T, batch, features]`) from `state` (resting when `None`).
+/// Runs `neuron` over `input` (`[T, batch, features]`) from `state` (resting when `None`),
+/// through the fused kernel where one covers the layer, else step by step
+/// ([`step_sequence`]); both give the same values, gradients and final state.
 ///
 /// With `truncate = Some(k)` the state is detached after every `k` steps, so gradients flow
-/// back at most `k` steps (truncated BPTT); the forward values are unchanged.
+/// back at most `k` steps (truncated BPTT); the forward values are unchanged. Each window of
+/// `k` steps is one fused call that starts from the previous window's (detached) state.
 pub fn run_sequence<N: Neuron>(
     neuron: &N,
     input: Tensor<3>,
     state: Option<N::State>,
     truncate: Option<usize>,
 ) -> Result<Sequence<N::State>> {
+    let steps = check(&input, truncate)?;
+    let window = truncate.unwrap_or(steps);
+    let (mut spikes, mut mems) = (Vec::new(), Vec::new());
+    let mut state = state;
+    let mut start = 0;
+    while start < steps {
+        let len = window.min(steps - start);
+        let x = input.clone().narrow(0, start, len);
+        let carried = if start > 0 {
+            state.map(NeuronState::detach)
+        } else {
+            state
+        };
+        let call = FusedCall::new(x.clone())
+            .with_state(carried.clone())
+            .with_mems(true)
+            .with_final_state(true);
+        let seq = match neuron.fused(call) {
+            Some(out) => {
+                let out = out?;
+                Sequence {
+                    spikes: out.spikes,
+                    mems: out.mems.expect("membranes were asked for"),
+                    state: out.state.expect("the final state was asked for"),
+                }
+            }
+            None => step_sequence(neuron, x, carried, None)?,
+        };
+        spikes.push(seq.spikes);
+        mems.push(seq.mems);
+        state = Some(seq.state);
+        start += len;
+    }
+    Ok(Sequence {
+        spikes: Tensor::cat(spikes, 0),
+        mems: Tensor::cat(mems, 0),
+        state: state.expect("at least one window ran"),
+    })
+}
+
+/// [`run_sequence`] one step at a time with plain tensor ops (any backend): the reference
+/// every fused kernel is tested against.
+pub fn step_sequence<N: Neuron>(
+    neuron: &N,
+    input: Tensor<3>,
+    state: Option<N::State>,
+    truncate: Option<usize>,
+) -> Result<Sequence<N::State>> {
+    check(&input, truncate)?;
     let [steps, batch, features] = input.dims();
-    if steps == 0 {
-        return Err(Error::invalid(
-            "input",
-            "a sequence needs at least one time step",
-        ));
-    }
-    if truncate == Some(0) {
-        return Err(Error::invalid(
-            "truncate",
-            "truncated BPTT needs a window of at least 1 step",
-        ));
-    }
     let mut state = state.unwrap_or_else(|| neuron.init_state(batch, features, &input.device()));
     let mut spikes = Vec::with_capacity(steps);
     let mut mems = Vec::with_capacity(steps);
@@ -58,4 +98,22 @@ pub fn run_sequence<N: Neuron>(
         mems: Tensor::stack(mems, 0),
         state,
     })
+}
+
+/// Checks the sequence and the window; returns the number of steps.
+fn check(input: &Tensor<3>, truncate: Option<usize>) -> Result<usize> {
+    let steps = input.dims()[0];
+    if steps == 0 {
+        return Err(Error::invalid(
+            "input",
+            "a sequence needs at least one time step",
+        ));
+    }
+    if truncate == Some(0) {
+        return Err(Error::invalid(
+            "truncate",
+            "truncated BPTT needs a window of at least 1 step",
+        ));
+    }
+    Ok(steps)
 }

@@ -4,7 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::core::{Reset, SpikeCore};
-use super::param::{decay_row, expect_dims, Value};
+use super::param::{expect_dims, Value};
 use super::{fused_methods, FusedKind, Neuron, NeuronState};
 use crate::error::Result;
 use crate::kernel::LifKind;
@@ -68,6 +68,7 @@ impl SynapticConfig {
                 self.learn_threshold,
                 self.surrogate.clone(),
                 self.reset,
+                &[&self.alpha, &self.beta],
                 device,
             )?,
         })
@@ -129,8 +130,8 @@ impl Neuron for Synaptic {
         let [batch, n] = input.dims();
         expect_dims(&state.syn, batch, n, "Synaptic current vs input")?;
         expect_dims(&state.mem, batch, n, "Synaptic membrane vs input")?;
-        let alpha = decay_row(&self.alpha, n, "alpha width")?;
-        let beta = decay_row(&self.beta, n, "beta width")?;
+        let alpha = self.core.decay_row(&self.alpha, n, "alpha width")?;
+        let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
         let syn = state.syn * alpha + input;
@@ -152,9 +153,21 @@ impl FusedKind for Synaptic {
 
     fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>> {
         Ok(vec![
-            decay_row(&self.alpha, n, "alpha width")?,
-            decay_row(&self.beta, n, "beta width")?,
+            self.core.decay_row(&self.alpha, n, "alpha width")?,
+            self.core.decay_row(&self.beta, n, "beta width")?,
             self.core.threshold_row(n)?,
         ])
+    }
+
+    fn to_planes(&self, state: SynapticState) -> Tensor<3> {
+        Tensor::stack(vec![state.syn, state.mem], 0)
+    }
+
+    fn from_planes(&self, planes: Tensor<3>) -> SynapticState {
+        let [_, b, n] = planes.dims();
+        SynapticState {
+            syn: planes.clone().narrow(0, 0, 1).reshape([b, n]),
+            mem: planes.narrow(0, 1, 1).reshape([b, n]),
+        }
     }
 }

@@ -1,16 +1,15 @@
-//! The training job's settings (tutorial 5's by default), as read from TOML or flags.
+//! The training job's settings, typed: read once from TOML or flags, validated, then used.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::loss::LossKind;
-use crate::neuron::Reset;
+use crate::setting::named;
 use crate::spikegen::Encoding;
-use crate::surrogate::Surrogate;
 
-/// Every setting of a training run. [`TrainConfig::default`] is snntorch's tutorial 5:
-/// 784-1000-10, Leaky β = 0.95, θ = 1, ATan, 25 steps of the image, summed membrane
-/// cross-entropy, Adam lr 5e-4 (0.9, 0.999), batch 128, one epoch, seed 0.
+/// How a run trains (the network itself is a [`crate::model::ModelSpec`] or a user's model).
+/// [`TrainConfig::default`] is snntorch's tutorial 5: 25 steps of the image, summed
+/// membrane cross-entropy, Adam lr 5e-4 (0.9, 0.999), batch 128, one epoch, seed 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -20,35 +19,19 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Time steps per sample.
     pub steps: usize,
-    /// Membrane decay β.
-    pub beta: f32,
-    /// Synaptic current decay α (Synaptic neurons only).
-    pub alpha: f32,
-    /// Firing threshold θ.
-    pub threshold: f32,
-    /// Hidden layer widths.
-    pub hidden: Vec<usize>,
-    /// Number of inputs (784 for MNIST).
-    pub inputs: usize,
-    /// Number of classes.
-    pub outputs: usize,
     /// Adam learning rate.
     pub lr: f64,
     /// Adam β₁, β₂.
     pub betas: (f32, f32),
     /// Adam ε (PyTorch's 1e-8).
     pub eps: f32,
-    /// Input encoding: direct, rate, latency, latency-linear, delta.
-    pub encoding: String,
-    /// Loss: ce-membrane, ce-rate, ce-count, …
-    pub loss: String,
-    /// Surrogate: atan, fast-sigmoid, sigmoid, straight-through, triangular, …
-    pub surrogate: String,
-    /// Neuron: leaky or synaptic.
-    pub neuron: String,
-    /// Reset mechanism: subtract, zero or none.
-    pub reset: String,
-    /// Seed of every random draw (weights, shuffling, encoders).
+    /// Input encoding.
+    #[serde(deserialize_with = "named")]
+    pub encoding: Encoding,
+    /// Loss.
+    #[serde(deserialize_with = "named")]
+    pub loss: LossKind,
+    /// Seed of every random draw (weights, shuffling, encoders, dropout).
     pub seed: u64,
     /// Worker threads (0: all cores).
     pub threads: usize,
@@ -66,20 +49,11 @@ impl Default for TrainConfig {
             epochs: 1,
             batch_size: 128,
             steps: 25,
-            beta: 0.95,
-            alpha: 0.9,
-            threshold: 1.0,
-            hidden: vec![1000],
-            inputs: 784,
-            outputs: 10,
             lr: 5e-4,
             betas: (0.9, 0.999),
             eps: 1e-8,
-            encoding: "direct".into(),
-            loss: "ce-membrane".into(),
-            surrogate: "atan".into(),
-            neuron: "leaky".into(),
-            reset: "subtract".into(),
+            encoding: Encoding::Direct,
+            loss: LossKind::CeMembrane,
             seed: 0,
             threads: 0,
             tbptt: 0,
@@ -89,13 +63,20 @@ impl Default for TrainConfig {
     }
 }
 
+/// The most worker threads a run accepts: beyond this a thread pool only costs memory and
+/// start-up time (and the operating system may refuse to create it).
+pub const MAX_THREADS: usize = 1024;
+
 impl TrainConfig {
-    /// `[inputs, hidden…, outputs]`.
-    pub fn layer_sizes(&self) -> Vec<usize> {
-        let mut s = vec![self.inputs];
-        s.extend(&self.hidden);
-        s.push(self.outputs);
-        s
+    /// snntorch tutorial 6's settings: 50 steps of the static image, `ce_rate_loss`, Adam
+    /// lr 1e-2 (0.9, 0.999), batch 128, one epoch.
+    pub fn csnn() -> Self {
+        TrainConfig {
+            steps: 50,
+            lr: 1e-2,
+            loss: LossKind::CeRate,
+            ..TrainConfig::default()
+        }
     }
 
     /// Checks every value; the first problem is returned as a typed error.
@@ -110,33 +91,7 @@ impl TrainConfig {
         positive("epochs", self.epochs)?;
         positive("batch_size", self.batch_size)?;
         positive("steps", self.steps)?;
-        positive("inputs", self.inputs)?;
-        positive("outputs", self.outputs)?;
         positive("log_every", self.log_every)?;
-        if let Some(w) = self.hidden.iter().find(|&&w| w == 0) {
-            return Err(Error::invalid(
-                "hidden",
-                format!("layer width {w} must be at least 1"),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.beta) {
-            return Err(Error::invalid(
-                "beta",
-                format!("{} is not in [0, 1]", self.beta),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.alpha) {
-            return Err(Error::invalid(
-                "alpha",
-                format!("{} is not in [0, 1]", self.alpha),
-            ));
-        }
-        if !(self.threshold.is_finite() && self.threshold > 0.0) {
-            return Err(Error::invalid(
-                "threshold",
-                format!("{} is not positive", self.threshold),
-            ));
-        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid("lr", format!("{} is not positive", self.lr)));
         }
@@ -153,29 +108,62 @@ impl TrainConfig {
                 format!("{} is not positive", self.eps),
             ));
         }
-        self.encoding()?;
-        self.loss_kind()?;
-        Surrogate::from_name(&self.surrogate)?;
-        Reset::from_name(&self.reset)?;
-        if !matches!(self.neuron.as_str(), "leaky" | "synaptic") {
+        if self.threads > MAX_THREADS {
             return Err(Error::invalid(
-                "neuron",
+                "threads",
                 format!(
-                    "unknown neuron '{}' (expected leaky or synaptic)",
-                    self.neuron
+                    "{} is more than any machine can use (at most {MAX_THREADS}; 0 means one per core)",
+                    self.threads
                 ),
             ));
         }
         Ok(())
     }
 
-    /// The parsed encoding.
-    pub fn encoding(&self) -> Result<Encoding> {
-        Encoding::from_name(&self.encoding)
+    /// Whether the loss reads first-spike times (then predictions decode latency, not rate).
+    pub fn temporal(&self) -> bool {
+        matches!(self.loss, LossKind::CeTemporal | LossKind::MseTemporal)
+    }
+}
+
+/// A model file: a network description and, in an optional `[train]` table, the training
+/// settings it comes with (defaults for `spyne train --model FILE`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// The network.
+    pub model: crate::model::ModelSpec,
+    /// The training settings, when the file has a `[train]` table.
+    pub train: Option<TrainConfig>,
+}
+
+impl ModelFile {
+    /// Reads a model file's text.
+    pub fn from_toml(text: &str) -> Result<ModelFile> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::invalid("model file", e.to_string()))?;
+        let train = match table.remove("train") {
+            None => None,
+            Some(v) => Some(
+                <TrainConfig as Deserialize>::deserialize(v)
+                    .map_err(|e| Error::invalid("model file", format!("[train]: {}", e.message())))?,
+            ),
+        };
+        Ok(ModelFile {
+            model: crate::model::ModelSpec::from_table(table)?,
+            train,
+        })
     }
 
-    /// The parsed loss.
-    pub fn loss_kind(&self) -> Result<LossKind> {
-        LossKind::from_name(&self.loss)
+    /// Reads the model file at `path`.
+    pub fn read(path: &std::path::Path) -> Result<ModelFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        ModelFile::from_toml(&text).map_err(|e| match e {
+            Error::InvalidValue { name, reason } => Error::InvalidValue {
+                name,
+                reason: format!("{}: {reason}", path.display()),
+            },
+            other => other,
+        })
     }
 }

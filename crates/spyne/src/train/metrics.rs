@@ -69,6 +69,10 @@ impl MetricsWriter {
 pub struct Summary {
     /// The run's settings.
     pub config: TrainConfig,
+    /// The network, when it was described (a model written in Rust has none).
+    pub model: Option<crate::model::ModelSpec>,
+    /// Which path the neuron layers took in the last iteration (`fused`, `composed`, `mixed`).
+    pub path: String,
     /// Test accuracy (fraction) after each epoch.
     pub epoch_test_accuracy: Vec<f32>,
     /// Test accuracy of the final epoch.

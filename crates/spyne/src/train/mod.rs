@@ -1,11 +1,12 @@
-//! Training a feed-forward SNN on an image-classification set (the reference job).
+//! One trainer for every model: encode → forward → loss → BPTT → Adam, evaluation, metrics,
+//! atomic checkpoints and bit-exact resume.
 
+pub mod checkpoint;
 pub mod config;
+pub mod forward;
 pub mod metrics;
-pub mod model;
-pub mod params;
 pub mod trainer;
 
-pub use config::TrainConfig;
-pub use model::{Recording, SpikingMlp};
-pub use trainer::{evaluate, load_model, Progress, StepReport, Trainer};
+pub use checkpoint::{load_network, read_state, CheckpointDir, CheckpointState, MODEL_FILE};
+pub use config::{ModelFile, TrainConfig};
+pub use trainer::{evaluate, Progress, StepReport, Trainer};
