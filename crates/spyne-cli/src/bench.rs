@@ -43,11 +43,17 @@ pub struct BenchArgs {
     /// Truncated BPTT window [default: none].
     #[arg(long)]
     tbptt: Option<usize>,
+    /// Time every layer that has a kernel, fused and composed, instead (one line each).
+    #[arg(long)]
+    layers: bool,
 }
 
 /// Runs `spyne bench`: prints one JSON line.
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = crate::threads::init(args.threads)?;
+    if args.layers {
+        return crate::bench_layers::run(args.iters.clamp(3, 30));
+    }
     let composed = match args.path.as_str() {
         "fused" => false,
         "composed" => true,

@@ -41,7 +41,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// The data of a saved run: `--data` when given, else the directory the run trained on
 /// (remembered in its checkpoint), else the usual sources.
 pub fn load_data(explicit: Option<&Path>, run: &Path) -> Result<Mnist> {
-    let remembered = checkpoint_dir(run).and_then(|d| read_state(&d).ok()).and_then(|s| s.data);
+    let remembered = checkpoint_dir(run)
+        .and_then(|d| read_state(&d).ok())
+        .and_then(|s| s.data);
     let dir = explicit.map(Path::to_path_buf).or(remembered);
     Mnist::locate_and_load(dir.as_deref()).context("loading the data set")
 }

@@ -25,8 +25,11 @@ fn parse_reset(s: &str) -> Result<Reset, String> {
 }
 
 fn parse_kind(s: &str) -> Result<NeuronKind, String> {
-    NeuronKind::deserialize(serde_json::Value::String(s.to_ascii_lowercase()))
-        .map_err(|_| format!("unknown neuron '{s}' (expected leaky, synaptic, lapicque, alpha, rleaky or rsynaptic)"))
+    NeuronKind::deserialize(serde_json::Value::String(s.to_ascii_lowercase())).map_err(|_| {
+        format!(
+            "unknown neuron '{s}' (expected leaky, synaptic, lapicque, alpha, rleaky or rsynaptic)"
+        )
+    })
 }
 
 /// Every setting a run can take; unset ones keep the model's defaults.
@@ -174,7 +177,10 @@ impl Settings {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
         }
-        set!(epochs, batch_size, steps, lr, encoding, loss, seed, threads, tbptt, max_iters, log_every);
+        set!(
+            epochs, batch_size, steps, lr, encoding, loss, seed, threads, tbptt, max_iters,
+            log_every
+        );
         c.validate().context("invalid training settings")?;
         Ok(c)
     }
@@ -204,7 +210,10 @@ impl Settings {
 }
 
 fn takes_alpha(kind: NeuronKind) -> bool {
-    matches!(kind, NeuronKind::Synaptic | NeuronKind::Alpha | NeuronKind::RSynaptic)
+    matches!(
+        kind,
+        NeuronKind::Synaptic | NeuronKind::Alpha | NeuronKind::RSynaptic
+    )
 }
 
 /// Which network to train.
@@ -230,7 +239,11 @@ impl ModelChoice {
 
     /// The network and training settings of this choice with `settings` applied, for
     /// `data` (the MLP's widths follow the data; other models must fit it).
-    pub fn resolve(&self, settings: &Settings, data: &impl Dataset) -> Result<(TrainConfig, ModelSpec)> {
+    pub fn resolve(
+        &self,
+        settings: &Settings,
+        data: &impl Dataset,
+    ) -> Result<(TrainConfig, ModelSpec)> {
         let features: usize = data.sample_shape().iter().product();
         let classes = data.classes();
         let (base, mut spec) = match self {
@@ -242,7 +255,10 @@ impl ModelChoice {
                     neuron.alpha = Some(Value::Scalar(0.9));
                 }
                 let hidden = settings.hidden.clone().unwrap_or_else(|| vec![1000]);
-                (TrainConfig::default(), presets::mlp(features, &hidden, classes, &neuron))
+                (
+                    TrainConfig::default(),
+                    presets::mlp(features, &hidden, classes, &neuron),
+                )
             }
             other => {
                 if settings.hidden.is_some() || settings.neuron.is_some() {

@@ -1,76 +1,11 @@
 //! The `spyne` binary end to end, on a synthetic data set written by the test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-struct Tmp(PathBuf);
+use common::*;
+use std::path::Path;
 
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!("spyne-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn spyne(args: &[&str], envs: &[(&str, &Path)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spyne"));
-    c.args(args)
-        .env_remove("SPYNE_DATA")
-        .env("SPYNE_OFFLINE", "1");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// 4×4 images whose class (0–2) is the brightness pattern.
-fn write_data(dir: &Path) {
-    use spyne::data::idx::encode_idx;
-    let mut rng = spyne::rng::Rng::new(5);
-    for (prefix, n) in [("train", 200usize), ("t10k", 60)] {
-        let (mut img, mut lab) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            let y = rng.below(3);
-            img.extend((0..16).map(|p| if p % 3 == y { 220u8 } else { 10 }));
-            lab.push(y as u8);
-        }
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
-            gz(&encode_idx(&[n, 4, 4], &img)),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
-            gz(&encode_idx(&[n], &lab)),
-        )
-        .unwrap();
-    }
-}
-
-const TINY: &str =
-    "inputs = 16\nhidden = [12]\noutputs = 3\nbatch_size = 20\nsteps = 5\nlr = 0.005\n";
+const TINY: &str = "hidden = [12]\nbatch_size = 20\nsteps = 5\nlr = 0.005\n";
 
 #[test]
 fn train_resume_and_eval() {
@@ -105,7 +40,11 @@ fn train_resume_and_eval() {
     assert_eq!(csv.lines().count(), 1 + 10, "one row per iteration");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["config"]["hidden"], serde_json::json!([12]));
+    assert_eq!(
+        summary["model"]["layer"][0]["features"], 12,
+        "the hidden width"
+    );
+    assert_eq!(summary["path"], "fused");
     assert_eq!(summary["config"]["seed"], 1);
     assert!(summary["test_accuracy"].as_f64().unwrap() > 0.5);
     assert!(out.join("checkpoint/model.safetensors").is_file());
@@ -270,7 +209,8 @@ fn bad_values_fail_early_with_one_clear_sentence() {
         a.extend(["--out", o.to_str().unwrap(), "--data", "/nonexistent"]);
         let r = spyne(&a, &[]);
         let (_, stderr) = text(&r);
-        assert_eq!(r.status.code(), Some(1), "{args:?}: {stderr}");
+        // 1: refused by spyne; 2: a flag's value refused while parsing the command line.
+        assert!(matches!(r.status.code(), Some(1 | 2)), "{args:?}: {stderr}");
         assert!(
             stderr.starts_with("error: ") && stderr.contains(needle),
             "{args:?}: {stderr}"

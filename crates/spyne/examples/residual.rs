@@ -8,7 +8,9 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use spyne::data::Batch;
-use spyne::layer::{conv_max_pool, max_pool2d, torch_conv2d, torch_linear, Conv2d, Linear, MaxPool2d, SeqLayer};
+use spyne::layer::{
+    conv_max_pool, max_pool2d, torch_conv2d, torch_linear, Conv2d, Linear, MaxPool2d, SeqLayer,
+};
 use spyne::loss::LossKind;
 use spyne::neuron::{Leaky, LeakyConfig};
 use spyne::rng::{Rng, TorchRng};
@@ -33,7 +35,7 @@ impl SpikingModel for ResidualSnn {
         let s = self.lif_stem.forward_seq(stem, run)?;
         let block = self.block.forward_seq(s.clone(), run)?;
         let r = self.lif_block.forward_seq(block, run)?;
-        let flat = s.add(r)?.with_shape(&[8 * 4 * 4])?;
+        let flat = s.plus(r)?.with_shape(&[8 * 4 * 4])?;
         let current = self.head.forward_seq(flat, run)?;
         run.output(&self.lif_out, current)
     }

@@ -96,7 +96,8 @@ impl Seq {
     /// `[T, batch, features]`, or `[1, batch, features]` when constant.
     pub fn into_steps(self) -> Tensor<3> {
         let t = if self.constant { 1 } else { self.steps };
-        self.data.reshape([t, self.batch, self.shape.iter().product()])
+        self.data
+            .reshape([t, self.batch, self.shape.iter().product()])
     }
 
     /// `[T, batch, features]`, repeating a constant value at every step.
@@ -155,7 +156,7 @@ impl Seq {
 
     /// Element-wise sum (a residual connection): shapes must match; a constant operand is
     /// repeated over the other's steps.
-    pub fn add(self, other: Seq) -> Result<Seq> {
+    pub fn plus(self, other: Seq) -> Result<Seq> {
         if self.shape != other.shape || self.steps != other.steps || self.batch != other.batch {
             return Err(Error::Shape {
                 context: "adding two sequences",

@@ -1,7 +1,8 @@
 //! Typed settings (encodings, losses, surrogates, …): enums tagged by `type`, written as a
 //! plain name or as a table with parameters, parsed once at the edge.
 //!
-//! In TOML: `surrogate = "atan"` or `surrogate = { type = "fast-sigmoid", slope = 25 }`.
+//! In TOML: `surrogate = "atan"`, `surrogate = { type = "fast-sigmoid", slope = 25 }` or
+//! `surrogate = "fast-sigmoid:slope=25"`.
 //! On the command line: `--surrogate fast-sigmoid:slope=25`, `--loss mse-count:correct_rate=0.9`.
 //! Names are case-insensitive and `_` or `-` are the same.
 
@@ -32,10 +33,7 @@ pub trait Setting: DeserializeOwned {
         table.insert("type".into(), Value::String(name.trim().into()));
         for pair in params.split(',').filter(|p| !p.trim().is_empty()) {
             let (k, v) = pair.split_once('=').ok_or_else(|| {
-                Error::invalid(
-                    Self::WHAT,
-                    format!("'{pair}' in '{text}' is not key=value"),
-                )
+                Error::invalid(Self::WHAT, format!("'{pair}' in '{text}' is not key=value"))
             })?;
             let v = v.trim();
             let value = match (v.parse::<f64>(), v) {
@@ -52,21 +50,39 @@ pub trait Setting: DeserializeOwned {
     /// Reads a name or a table, normalising the name and expanding aliases.
     fn from_value(value: Value) -> std::result::Result<Self, String> {
         let table = match value {
+            // `name:key=value,…` reads as in the CLI.
+            Value::String(text) if text.contains(':') => {
+                return Self::parse(&text).map_err(|e| match e {
+                    Error::InvalidValue { reason, .. } => reason,
+                    other => other.to_string(),
+                })
+            }
             Value::String(name) => normalise(Self::alias, Map::new(), &name),
             Value::Object(mut t) => match t.remove("type") {
                 Some(Value::String(name)) => normalise(Self::alias, t, &name),
                 _ => return Err(format!("a {} table needs a `type` name", Self::WHAT)),
             },
-            other => return Err(format!("expected a {} name or table, got {other}", Self::WHAT)),
+            other => {
+                return Err(format!(
+                    "expected a {} name or table, got {other}",
+                    Self::WHAT
+                ))
+            }
         };
-        let name = table.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = table
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         Self::deserialize(Value::Object(table)).map_err(|e| {
             let e = e.to_string();
             match e.strip_prefix("unknown variant ") {
                 Some(rest) => format!(
                     "unknown {} '{name}' ({})",
                     Self::WHAT,
-                    rest.split_once(", ").map_or(rest, |(_, list)| list).replace('`', "")
+                    rest.split_once(", ")
+                        .map_or(rest, |(_, list)| list)
+                        .replace('`', "")
                 ),
                 None => e,
             }
@@ -75,7 +91,11 @@ pub trait Setting: DeserializeOwned {
 }
 
 /// The table for `name` (lowercase, `-` for `_`, aliases expanded) with `rest` merged in.
-fn normalise(alias: fn(&str) -> Option<Value>, rest: Map<String, Value>, name: &str) -> Map<String, Value> {
+fn normalise(
+    alias: fn(&str) -> Option<Value>,
+    rest: Map<String, Value>,
+    name: &str,
+) -> Map<String, Value> {
     let name = name.trim().to_ascii_lowercase().replace('_', "-");
     let mut table = match alias(&name) {
         Some(Value::Object(t)) => t,

@@ -30,7 +30,10 @@ fn t4(values: Vec<f32>, dims: [usize; 4]) -> Tensor<4> {
 fn input(n: usize, density: Option<f32>, seed: u64) -> Vec<f32> {
     let raw = values(n, seed, 0.0, 1.0);
     match density {
-        Some(d) => raw.into_iter().map(|r| if r < d { 1.0 } else { 0.0 }).collect(),
+        Some(d) => raw
+            .into_iter()
+            .map(|r| if r < d { 1.0 } else { 0.0 })
+            .collect(),
         None => raw.into_iter().map(|r| 2.0 * r - 0.7).collect(),
     }
 }
@@ -38,13 +41,21 @@ fn input(n: usize, density: Option<f32>, seed: u64) -> Vec<f32> {
 /// (output, ∂x, ∂w, ∂b) through spyne's kernel (`Some(path)`) or burn's ops (`None`).
 fn run(case: &Case, density: Option<f32>, path: Option<ConvPath>) -> [Vec<f32>; 4] {
     let [h, w] = case.hw;
-    let x = t4(input(case.n * case.c * h * w, density, 1), [case.n, case.c, h, w]).require_grad();
+    let x = t4(
+        input(case.n * case.c * h * w, density, 1),
+        [case.n, case.c, h, w],
+    )
+    .require_grad();
     let wt = t4(
         values(case.o * case.c * case.k[0] * case.k[1], 2, -0.3, 0.3),
         [case.o, case.c, case.k[0], case.k[1]],
     )
     .require_grad();
-    let b = Tensor::<1>::from_data(TensorData::new(values(case.o, 3, -0.2, 0.2), [case.o]), &grad_device()).require_grad();
+    let b = Tensor::<1>::from_data(
+        TensorData::new(values(case.o, 3, -0.2, 0.2), [case.o]),
+        &grad_device(),
+    )
+    .require_grad();
     let bias = case.bias.then(|| b.clone());
     let y = match path {
         Some(p) => {
@@ -76,19 +87,34 @@ fn run(case: &Case, density: Option<f32>, path: Option<ConvPath>) -> [Vec<f32>; 
     };
     let weights = t4(values(y.dims().iter().product(), 4, -1.0, 1.0), y.dims());
     let g = (y.clone() * weights).sum().backward();
-    let grad_b = if case.bias { v(b.grad(&g).unwrap()) } else { vec![] };
-    [v(y), v(x.grad(&g).unwrap()), v(wt.grad(&g).unwrap()), grad_b]
+    let grad_b = if case.bias {
+        v(b.grad(&g).unwrap())
+    } else {
+        vec![]
+    };
+    [
+        v(y),
+        v(x.grad(&g).unwrap()),
+        v(wt.grad(&g).unwrap()),
+        grad_b,
+    ]
 }
 
 fn check(case: &Case, density: Option<f32>) {
     let want = run(case, density, None);
     for path in [ConvPath::Auto, ConvPath::Dense, ConvPath::Sparse] {
         let got = run(case, density, Some(path));
-        let what = format!("{path:?} density={density:?} stride={:?} padding={:?} pool={:?}", case.stride, case.padding, case.pool);
+        let what = format!(
+            "{path:?} density={density:?} stride={:?} padding={:?} pool={:?}",
+            case.stride, case.padding, case.pool
+        );
         for (i, name) in ["output", "∂x", "∂w", "∂b"].iter().enumerate() {
             assert_close(&got[i], &want[i], 2e-5, &format!("{what}: {name}"));
         }
-        assert!(want[2].iter().any(|&g| g != 0.0), "{what}: a real weight gradient");
+        assert!(
+            want[2].iter().any(|&g| g != 0.0),
+            "{what}: a real weight gradient"
+        );
     }
 }
 

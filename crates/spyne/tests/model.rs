@@ -6,7 +6,9 @@ mod common;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::*;
-use spyne::layer::{conv_max_pool, torch_conv2d, torch_linear, Conv2d, Linear, MaxPool2d, SeqLayer};
+use spyne::layer::{
+    conv_max_pool, torch_conv2d, torch_linear, Conv2d, Linear, MaxPool2d, SeqLayer,
+};
 use spyne::model::{presets, summary, ModelSpec, Network, NeuronSpec, SpikingModel};
 use spyne::neuron::{Leaky, LeakyConfig};
 use spyne::rng::TorchRng;
@@ -65,7 +67,11 @@ fn a_model_file_reads_as_tutorial_6_and_round_trips() {
     assert_eq!(spec, presets::csnn(), "the file describes the preset");
     let text = spec.resolved().unwrap().to_toml();
     let again = ModelSpec::from_toml(&text).unwrap();
-    assert_eq!(again, spec.resolved().unwrap(), "TOML → spec → TOML → spec\n{text}");
+    assert_eq!(
+        again,
+        spec.resolved().unwrap(),
+        "TOML → spec → TOML → spec\n{text}"
+    );
     let net = spec.init(&mut TorchRng::new(0), &grad_device()).unwrap();
     let table = summary(&net);
     let shapes: Vec<Vec<usize>> = table.rows.iter().map(|r| r.shape.clone()).collect();
@@ -84,11 +90,17 @@ fn a_model_file_reads_as_tutorial_6_and_round_trips() {
         ]
     );
     let names: Vec<&str> = table.rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["conv1", "pool1", "lif1", "conv2", "pool2", "lif2", "flatten1", "fc1", "lif3"]);
+    assert_eq!(
+        names,
+        ["conv1", "pool1", "lif1", "conv2", "pool2", "lif2", "flatten1", "fc1", "lif3"]
+    );
     let trainable: usize = table.rows.iter().map(|r| r.trainable).sum();
     assert_eq!(trainable, 12 * 25 + 12 + 64 * 12 * 25 + 64 + 1024 * 10 + 10);
     let printed = table.to_string();
-    assert!(printed.contains("[T, B, 64, 4, 4]") && printed.contains("Trainable params: 29826"), "{printed}");
+    assert!(
+        printed.contains("[T, B, 64, 4, 4]") && printed.contains("Trainable params: 29826"),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -101,7 +113,8 @@ fn a_model_file_may_carry_its_training_settings() {
 
 /// The error of reading (and building) a description.
 fn error_of(text: &str) -> String {
-    match ModelSpec::from_toml(text).and_then(|s| s.init(&mut TorchRng::new(0), &cpu()).map(|_| ())) {
+    match ModelSpec::from_toml(text).and_then(|s| s.init(&mut TorchRng::new(0), &cpu()).map(|_| ()))
+    {
         Ok(()) => panic!("{text} was accepted"),
         Err(e) => e.to_string(),
     }
@@ -198,7 +211,9 @@ fn a_network_runs_the_same_fused_and_composed() {
     let x_vals = values(4 * 2 * 100, 8, 0.0, 2.0);
     let go = |run: Run| {
         let mut run = run;
-        let x = Seq::constant(t2(&x_vals, 4, 200, &dev), 6).with_shape(&[2, 10, 10]).unwrap();
+        let x = Seq::constant(t2(&x_vals, 4, 200, &dev), 6)
+            .with_shape(&[2, 10, 10])
+            .unwrap();
         let out = net.forward(x, &mut run).unwrap();
         let loss = out.mems.clone().sum() + out.spikes.clone().sum();
         let g = loss.backward();
@@ -210,7 +225,11 @@ fn a_network_runs_the_same_fused_and_composed() {
     };
     let (fs, fm, fg, fstats) = go(Run::new());
     let (cs, cm, cg, cstats) = go(Run::new().composed());
-    assert_eq!((fstats.fused, fstats.composed), (3, 0), "every neuron layer fused");
+    assert_eq!(
+        (fstats.fused, fstats.composed),
+        (3, 0),
+        "every neuron layer fused"
+    );
     assert_eq!((cstats.fused, cstats.composed), (0, 3));
     assert_eq!(fs, cs, "spikes");
     assert_close(&fm, &cm, 1e-5, "membranes");
@@ -250,7 +269,7 @@ impl SpikingModel for Residual {
         let a = self.lif0.forward_seq(a, run)?;
         let b = self.conv2.forward_seq(a.clone(), run)?;
         let b = self.lif1.forward_seq(b, run)?;
-        let sum = a.add(b)?;
+        let sum = a.plus(b)?;
         let flat = sum.with_shape(&[4 * 4 * 4])?;
         let current = self.fc.forward_seq(flat, run)?;
         run.output(&self.out, current)
@@ -275,11 +294,18 @@ fn residual(device: &Device) -> Residual {
 fn a_users_own_model_takes_the_fused_path_and_trains() {
     let dev = grad_device();
     let model = residual(&dev);
-    let x = Seq::constant(Tensor::ones([2, 64], &dev), 5).with_shape(&[1, 8, 8]).unwrap();
+    let x = Seq::constant(Tensor::ones([2, 64], &dev), 5)
+        .with_shape(&[1, 8, 8])
+        .unwrap();
     let mut run = Run::new();
     let out = model.forward(x.clone(), &mut run).unwrap();
     assert_eq!(out.spikes.dims(), [5, 2, 3]);
-    assert_eq!((run.stats().fused, run.stats().composed), (3, 0), "{:?}", run.stats());
+    assert_eq!(
+        (run.stats().fused, run.stats().composed),
+        (3, 0),
+        "{:?}",
+        run.stats()
+    );
     let mut composed = Run::new().composed();
     let slow = model.forward(x, &mut composed).unwrap();
     assert_eq!(v(slow.spikes), v(out.spikes));
@@ -294,7 +320,8 @@ fn a_users_own_model_takes_the_fused_path_and_trains() {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, model).unwrap();
-    let batch = spyne::data::Batch::samples(values(4 * 64, 5, 0.0, 1.0), vec![0, 1, 2, 1], vec![1, 8, 8]);
+    let batch =
+        spyne::data::Batch::samples(values(4 * 64, 5, 0.0, 1.0), vec![0, 1, 2, 1], vec![1, 8, 8]);
     let mut rng = spyne::rng::Rng::new(0);
     let (first, _) = trainer.train_step(&batch, &mut rng).unwrap();
     assert_eq!(trainer.last_path().name(), "fused");
@@ -318,7 +345,9 @@ fn carried_states_continue_a_sequence_exactly() {
     let mut first = Run::new().keep_states(true);
     let a = net.forward(x.window(0, 4), &mut first).unwrap();
     assert_eq!(first.stats().fused, 2);
-    let mut second = Run::new().keep_states(true).with_states(first.into_states());
+    let mut second = Run::new()
+        .keep_states(true)
+        .with_states(first.into_states());
     let b = net.forward(x.window(4, 6), &mut second).unwrap();
     let joined = Tensor::cat(vec![a.mems, b.mems], 0);
     assert_eq!(v(joined), v(whole.mems));

@@ -7,15 +7,15 @@ use burn::tensor::Tensor;
 use common::*;
 use serde_json::Value as Json;
 use spyne::layer::linear_from_torch;
-use spyne::loss::ce_membrane_loss;
-use spyne::neuron::*;
-use spyne::rng::Rng;
-use spyne::spikegen::Encoding;
 use spyne::layer::Linear;
+use spyne::loss::ce_membrane_loss;
 use spyne::model::params::{export, import, NamedParam};
 use spyne::model::{presets, Layer, Network, NeuronSpec, SpikingModel};
+use spyne::neuron::*;
+use spyne::rng::Rng;
 use spyne::run::Run;
 use spyne::seq::Seq;
+use spyne::spikegen::Encoding;
 
 fn fixtures() -> Json {
     serde_json::from_str(include_str!("fixtures/snntorch.json")).unwrap()
@@ -152,7 +152,13 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
         .collect();
     for (hoist, fused) in [(true, true), (true, false), (false, true), (false, false)] {
         let x = Encoding::Direct
-            .encode(&img, batch, if hoist { 1 } else { steps }, &mut Rng::new(0), &dev)
+            .encode(
+                &img,
+                batch,
+                if hoist { 1 } else { steps },
+                &mut Rng::new(0),
+                &dev,
+            )
             .unwrap();
         let x = if hoist {
             let [_, b, n] = x.dims();
@@ -171,7 +177,12 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
             let hidden = run.records()[0].spikes.clone();
             assert_eq!(v(hidden), floats(&case["spk1"]), "hidden spikes");
         }
-        assert_close(&v(out.mems.clone()), &floats(&case["mem2"]), 1e-5, "output membranes");
+        assert_close(
+            &v(out.mems.clone()),
+            &floats(&case["mem2"]),
+            1e-5,
+            "output membranes",
+        );
         let loss = ce_membrane_loss(out.mems, &targets).unwrap();
         assert_close(
             &v(loss.clone()),
@@ -183,9 +194,29 @@ fn tutorial_network_forward_and_gradients_match_snntorch() {
         let grad_torch = |p: &Param<Tensor<2>>| v(p.val().grad(&g).unwrap().transpose());
         let grad1 = |p: &Option<Param<Tensor<1>>>| v(p.as_ref().unwrap().val().grad(&g).unwrap());
         let (fc1, fc2) = (linear(&model, 0), linear(&model, 2));
-        assert_close(&grad_torch(&fc1.weight), &floats(&case["grad.fc1.weight"]), 1e-4, "dW1");
-        assert_close(&grad1(&fc1.bias), &floats(&case["grad.fc1.bias"]), 1e-4, "db1");
-        assert_close(&grad_torch(&fc2.weight), &floats(&case["grad.fc2.weight"]), 1e-4, "dW2");
-        assert_close(&grad1(&fc2.bias), &floats(&case["grad.fc2.bias"]), 1e-4, "db2");
+        assert_close(
+            &grad_torch(&fc1.weight),
+            &floats(&case["grad.fc1.weight"]),
+            1e-4,
+            "dW1",
+        );
+        assert_close(
+            &grad1(&fc1.bias),
+            &floats(&case["grad.fc1.bias"]),
+            1e-4,
+            "db1",
+        );
+        assert_close(
+            &grad_torch(&fc2.weight),
+            &floats(&case["grad.fc2.weight"]),
+            1e-4,
+            "dW2",
+        );
+        assert_close(
+            &grad1(&fc2.bias),
+            &floats(&case["grad.fc2.bias"]),
+            1e-4,
+            "db2",
+        );
     }
 }

@@ -125,7 +125,10 @@ fn checkpoints_reload_for_evaluation() {
     CheckpointDir::new(dir.path(), None).save(&t).unwrap();
     let (cfg, model) = load_network(dir.path(), &Device::flex()).unwrap();
     assert_eq!(cfg, t.config);
-    assert_eq!(model.spec, t.model.spec, "the checkpoint keeps the description");
+    assert_eq!(
+        model.spec, t.model.spec,
+        "the checkpoint keeps the description"
+    );
     let direct = t.evaluate(&m.test, 25).unwrap();
     let reloaded = spyne::train::evaluate(&model, &cfg, &m.test, 25).unwrap();
     assert_eq!(direct, reloaded);
@@ -175,7 +178,10 @@ fn invalid_settings_are_rejected_before_any_work() {
     let bad_beta = presets::mlp(16, &[12], 3, &beta);
     assert!(Trainer::from_spec(config(), &bad_beta, &Device::flex()).is_err());
     for name in ["nope", "fast-sigmoid:slope=-1", "atan:bogus=1"] {
-        assert!(spyne::surrogate::Surrogate::from_name(name).is_err(), "{name}");
+        assert!(
+            spyne::surrogate::Surrogate::from_name(name).is_err(),
+            "{name}"
+        );
     }
     assert!(Encoding::parse("nope").is_err());
     assert!(LossKind::parse("mse-count:correct_rate=x").is_err());
@@ -226,7 +232,10 @@ fn every_loss_and_encoding_trains_a_step() {
     ] {
         let mut n = NeuronSpec::new(kind);
         n.beta = Some(Value::Scalar(0.8));
-        if matches!(kind, NeuronKind::Synaptic | NeuronKind::Alpha | NeuronKind::RSynaptic) {
+        if matches!(
+            kind,
+            NeuronKind::Synaptic | NeuronKind::Alpha | NeuronKind::RSynaptic
+        ) {
             n.alpha = Some(Value::Scalar(0.9));
         }
         let spec = presets::mlp(16, &[12], 3, &n);

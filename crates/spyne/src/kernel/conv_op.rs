@@ -26,19 +26,25 @@ pub trait ConvBackend: Backend {
 }
 
 /// The forward pass, with the pooling's arg-max positions (empty without a pool).
-fn forward(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, spec: &ConvSpec) -> (FlexTensor, Vec<u32>) {
+fn forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    spec: &ConvSpec,
+) -> (FlexTensor, Vec<u32>) {
     let (x, dtype) = values(x);
     let (weight, _) = values(weight);
     let (bias, _) = values(bias);
-    let t0 = std::time::Instant::now();
     let (y, arg) = conv::forward(
         spec,
         x.storage::<f32>(),
         weight.storage::<f32>(),
         bias.storage::<f32>(),
     );
-    if std::env::var("SPYNE_DEBUG_TIMES").is_ok() { eprintln!("conv fwd n={}: {:?}", spec.n, t0.elapsed()); }
-    (tensor(y, Shape::from(spec.output_shape().to_vec()), dtype), arg)
+    (
+        tensor(y, Shape::from(spec.output_shape().to_vec()), dtype),
+        arg,
+    )
 }
 
 impl ConvBackend for Flex {
@@ -56,12 +62,15 @@ impl Backward<Flex, 3> for ConvBackward {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight, bias_shape, spec, arg) = ops.state;
-        let shapes = [x.layout().shape().clone(), weight.layout().shape().clone(), bias_shape];
+        let shapes = [
+            x.layout().shape().clone(),
+            weight.layout().shape().clone(),
+            bias_shape,
+        ];
         let (x, dtype) = values(x);
         let (weight, _) = values(weight);
         let (grad, _) = values(grad);
         let [node_x, node_w, node_b] = ops.parents;
-        let t0 = std::time::Instant::now();
         let g = conv::backward(
             &spec,
             &arg,
@@ -70,11 +79,11 @@ impl Backward<Flex, 3> for ConvBackward {
             grad.storage::<f32>(),
             node_x.is_some(),
         );
-        if std::env::var("SPYNE_DEBUG_TIMES").is_ok() { eprintln!("conv bwd n={}: {:?}", spec.n, t0.elapsed()); }
         let [sx, sw, sb] = shapes;
-        for (node, (values, shape)) in [node_x, node_w, node_b]
-            .into_iter()
-            .zip([(g.input, sx), (g.weight, sw), (g.bias, sb)])
+        for (node, (values, shape)) in
+            [node_x, node_w, node_b]
+                .into_iter()
+                .zip([(g.input, sx), (g.weight, sw), (g.bias, sb)])
         {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, tensor(values, shape, dtype));
@@ -104,7 +113,9 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
                 // Nothing but the input and the pool's winners is kept for the backward pass.
                 prep.finish((x, weight, bias_shape, spec, arg), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as ConvBackend>::conv2d(x, weight, bias, spec)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as ConvBackend>::conv2d(x, weight, bias, spec))
+            }
         }
     }
 }

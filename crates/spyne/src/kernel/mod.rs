@@ -163,7 +163,12 @@ pub fn fused_adam<const D: usize>(
 /// gradients where they are few enough to pay): `x`
 /// `[N, C, H, W]`, `weight` `[O, C, KH, KW]`, `bias` `[O]`; the shapes in `spec` must match.
 /// Returns `[N, O, OH, OW]`.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, spec: ConvSpec) -> Tensor<4> {
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    spec: ConvSpec,
+) -> Tensor<4> {
     let device = x.device();
     let spec = ConvSpec {
         bias: bias.is_some(),

@@ -115,14 +115,12 @@ impl FusedLifBackend for Flex {
         let (input, dtype) = values(input);
         let (params, _) = values(params);
         let (init, _) = values(init);
-        let t0 = std::time::Instant::now();
         let out = lif::forward(
             &spec,
             input.storage::<f32>(),
             params.storage::<f32>(),
             init.storage::<f32>(),
         );
-        dbg_time("lif fwd", &spec, t0);
         let shape = Shape::from(vec![spec.output_planes(), spec.batch, spec.features]);
         tensor(out, shape, dtype)
     }
@@ -139,7 +137,6 @@ impl FusedLifBackend for Flex {
         let (params, _) = values(params);
         let (init, _) = values(init);
         let (weight, _) = values(weight);
-        let t0 = std::time::Instant::now();
         let out = lif_linear::forward(
             &spec,
             input.storage::<f32>(),
@@ -148,7 +145,6 @@ impl FusedLifBackend for Flex {
             weight.storage::<f32>(),
             m,
         );
-        dbg_time("lif+linear fwd", &spec, t0);
         let len = out.len();
         tensor(out, Shape::from(vec![len]), dtype)
     }
@@ -182,7 +178,6 @@ impl Backward<Flex, 4> for FusedLifLinearBackward {
         let (init, _) = values(init);
         let (weight, _) = values(weight);
         let (grad, _) = values(grad);
-        let t0 = std::time::Instant::now();
         let g = lif_linear::backward(
             &spec,
             input.storage::<f32>(),
@@ -191,7 +186,6 @@ impl Backward<Flex, 4> for FusedLifLinearBackward {
             (weight.storage::<f32>(), m),
             grad.storage::<f32>(),
         );
-        dbg_time("lif+linear bwd", &spec, t0);
         let [si, sp, s0, sw] = shapes;
         let computed = [(g.input, si), (g.params, sp), (g.init, s0), (g.weight, sw)];
         register!(grads, ops.parents, computed, dtype);
@@ -212,7 +206,6 @@ impl Backward<Flex, 3> for FusedLifBackward {
         let (params, _) = values(params);
         let (init, _) = values(init);
         let (grad, _) = values(grad);
-        let t0 = std::time::Instant::now();
         let g = lif::backward(
             &spec,
             input.storage::<f32>(),
@@ -220,7 +213,6 @@ impl Backward<Flex, 3> for FusedLifBackward {
             init.storage::<f32>(),
             grad.storage::<f32>(),
         );
-        dbg_time("lif bwd", &spec, t0);
         let [si, sp, s0] = shapes;
         let computed = [(g.input, si), (g.params, sp), (g.init, s0)];
         register!(grads, ops.parents, computed, dtype);
@@ -285,16 +277,9 @@ impl<C: CheckpointStrategy> FusedLifBackend for Autodiff<Flex, C> {
                 );
                 prep.finish((input, params, init, weight, spec), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(
-                <Flex as FusedLifBackend>::fused_lif_linear(input, params, init, weight, spec),
-            ),
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedLifBackend>::fused_lif_linear(
+                input, params, init, weight, spec,
+            )),
         }
-    }
-}
-
-/// TEMPORARY profiling aid.
-pub(super) fn dbg_time(what: &str, spec: &LifSpec, t0: std::time::Instant) {
-    if std::env::var("SPYNE_DEBUG_TIMES").is_ok() {
-        eprintln!("{what} T={} B={} N={}: {:?}", spec.steps, spec.batch, spec.features, t0.elapsed());
     }
 }

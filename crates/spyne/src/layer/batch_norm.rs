@@ -13,7 +13,12 @@ use crate::seq::Seq;
 /// BatchNorm over the `channels` of `[C, H, W]` samples (PyTorch's `nn.BatchNorm2d`
 /// defaults: ε = 1e-5, momentum 0.1). Over a sequence the statistics cover every step and
 /// sample, as time is folded into the batch.
-pub fn batch_norm2d(channels: usize, eps: f64, momentum: f64, device: &Device) -> Result<BatchNorm> {
+pub fn batch_norm2d(
+    channels: usize,
+    eps: f64,
+    momentum: f64,
+    device: &Device,
+) -> Result<BatchNorm> {
     if channels == 0 || !(eps.is_finite() && eps > 0.0) || !(0.0..=1.0).contains(&momentum) {
         return Err(Error::invalid(
             "batch_norm2d",

@@ -35,7 +35,11 @@ pub fn torch_conv2d(
     let fan_in = c_in * kernel[0] * kernel[1];
     let (kw, kb) = linear_bounds(fan_in);
     let w = draw(n, kw, rng)?;
-    let b = if bias { Some(draw(c_out, kb, rng)?) } else { None };
+    let b = if bias {
+        Some(draw(c_out, kb, rng)?)
+    } else {
+        None
+    };
     let [ph, pw] = padding;
     let mut conv = Conv2dConfig::new([c_in, c_out], kernel)
         .with_stride(stride)

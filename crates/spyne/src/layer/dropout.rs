@@ -59,7 +59,13 @@ impl SeqLayer for Dropout {
         let keep = 1.0 - self.p as f32;
         let rng = run.rng();
         let values: Vec<f32> = (0..masks * b * f)
-            .map(|_| if rng.uniform() < keep { 1.0 / keep } else { 0.0 })
+            .map(|_| {
+                if rng.uniform() < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let device = x.data().device();
         let mask = Tensor::<3>::from_data(TensorData::new(values, [masks, b, f]), &device);

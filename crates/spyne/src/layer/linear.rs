@@ -90,7 +90,10 @@ pub(crate) fn checked_len(dims: &[usize], layer: &'static str) -> Result<usize> 
         .ok_or_else(|| {
             Error::invalid(
                 layer,
-                format!("{dims:?} is too large ({} values)", dims.iter().map(|&d| d as f64).product::<f64>()),
+                format!(
+                    "{dims:?} is too large ({} values)",
+                    dims.iter().map(|&d| d as f64).product::<f64>()
+                ),
             )
         })
 }

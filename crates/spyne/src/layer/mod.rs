@@ -48,7 +48,12 @@ pub(crate) fn image_shape(input: &[usize], layer: &'static str) -> Result<[usize
 
 /// The output size of a window of `kernel` sliding with `stride` over `size + 2·padding`
 /// (`None` when the window does not fit).
-pub(crate) fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+pub(crate) fn window_out(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<usize> {
     let padded = size + 2 * padding;
     (kernel > 0 && stride > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }

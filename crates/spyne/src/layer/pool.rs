@@ -64,7 +64,13 @@ fn pooled(
 impl SeqLayer for MaxPool2d {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let padding = padding_of(&self.padding, self.kernel_size);
-        pooled(input, self.kernel_size, self.stride, padding, "max_pool2d input")
+        pooled(
+            input,
+            self.kernel_size,
+            self.stride,
+            padding,
+            "max_pool2d input",
+        )
     }
 
     fn forward_seq(&self, x: Seq, _: &mut Run) -> Result<Seq> {
@@ -77,7 +83,13 @@ impl SeqLayer for MaxPool2d {
 impl SeqLayer for AvgPool2d {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let padding = padding_of(&self.padding, self.kernel_size);
-        pooled(input, self.kernel_size, self.stride, padding, "avg_pool2d input")
+        pooled(
+            input,
+            self.kernel_size,
+            self.stride,
+            padding,
+            "avg_pool2d input",
+        )
     }
 
     fn forward_seq(&self, x: Seq, _: &mut Run) -> Result<Seq> {

@@ -2,15 +2,12 @@
 
 use burn::tensor::Device;
 
+use super::build_neuron::build_neuron;
 use super::network::{Layer, Network};
-use super::spec::{LayerSpec, ModelSpec, NeuronKind, NeuronSpec};
+use super::spec::{LayerSpec, ModelSpec, NeuronKind};
 use crate::error::{Error, Result};
 use crate::layer::{
     avg_pool2d, batch_norm2d, max_pool2d, torch_conv2d, torch_linear, Dropout, Flatten, SeqLayer,
-};
-use crate::neuron::{
-    AlphaConfig, Cell, LapicqueConfig, LeakyConfig, RLeakyConfig, RSynapticConfig, RecurrentKind,
-    Reset, SynapticConfig, Value,
 };
 use crate::rng::UniformSource;
 
@@ -120,7 +117,12 @@ fn plan_shape(ls: &LayerSpec, shape: &[usize]) -> std::result::Result<Vec<usize>
             if s.stride.pair().contains(&0) {
                 return Err("the stride must be at least 1".into());
             }
-            window(s.kernel.pair(), s.stride.pair(), s.padding.pair(), s.channels)
+            window(
+                s.kernel.pair(),
+                s.stride.pair(),
+                s.padding.pair(),
+                s.channels,
+            )
         }
         LayerSpec::MaxPool2d(s) | LayerSpec::AvgPool2d(s) => {
             let k = s.kernel.pair();
@@ -182,8 +184,8 @@ fn plan_params(ls: &LayerSpec, shape: &[usize]) -> std::result::Result<u128, Str
                 [c, _, _] => *c,
                 _ => {
                     return Err(format!(
-                        "takes [channels, height, width] inputs but the previous layer gives {shape:?}"
-                    ))
+                    "takes [channels, height, width] inputs but the previous layer gives {shape:?}"
+                ))
                 }
             };
             if let Some(i) = s.in_channels {
@@ -217,7 +219,9 @@ fn build_layer(
 ) -> Result<Layer> {
     let features: usize = shape.iter().product();
     Ok(match ls {
-        LayerSpec::Linear(s) => Layer::Linear(torch_linear(features, s.features, s.bias, rng, device)?),
+        LayerSpec::Linear(s) => {
+            Layer::Linear(torch_linear(features, s.features, s.bias, rng, device)?)
+        }
         LayerSpec::Conv2d(s) => {
             let c_in = shape[0];
             Layer::Conv2d(torch_conv2d(
@@ -243,182 +247,5 @@ fn build_layer(
             Layer::BatchNorm2d(batch_norm2d(c, s.eps, s.momentum, device)?)
         }
         LayerSpec::Neuron(s) => Layer::Neuron(build_neuron(s, features, shape, rng, device)?),
-    })
-}
-
-/// Refuses the settings that `kind` does not take.
-fn allowed(s: &NeuronSpec, names: &[&str]) -> Result<()> {
-    let given = [
-        ("beta", s.beta.is_some()),
-        ("alpha", s.alpha.is_some()),
-        ("learn_beta", s.learn_beta.is_some()),
-        ("learn_alpha", s.learn_alpha.is_some()),
-        ("r", s.r.is_some()),
-        ("c", s.c.is_some()),
-        ("time_step", s.time_step.is_some()),
-        ("all_to_all", s.all_to_all.is_some()),
-        ("v", s.v.is_some()),
-        ("learn_recurrent", s.learn_recurrent.is_some()),
-    ];
-    match given.iter().find(|(n, set)| *set && !names.contains(n)) {
-        Some((n, _)) => Err(Error::invalid(
-            "neuron",
-            format!("a {} layer has no setting '{n}'", s.kind.name()),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn required<'a>(v: &'a Option<Value>, name: &'static str, kind: NeuronKind) -> Result<&'a Value> {
-    v.as_ref().ok_or_else(|| {
-        Error::invalid(
-            name,
-            format!("a {} layer needs '{name}'", kind.name()),
-        )
-    })
-}
-
-/// A per-neuron or per-channel value must fit the layer's shape.
-fn check_width(v: &Value, name: &'static str, shape: &[usize]) -> Result<()> {
-    let n: usize = shape.iter().product();
-    let ok = match v {
-        Value::Scalar(_) => true,
-        Value::PerNeuron(vs) => vs.len() == n,
-        Value::PerChannel { per_channel } => shape.len() > 1 && per_channel.len() == shape[0],
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            name,
-            format!(
-                "{} values do not fit the layer's shape {shape:?} ({n} neurons; per channel: {} channels)",
-                v.values().len(),
-                if shape.len() > 1 { shape[0] } else { 0 }
-            ),
-        ))
-    }
-}
-
-/// One neuron layer of `width` neurons (the product of `shape`).
-fn build_neuron(
-    s: &NeuronSpec,
-    width: usize,
-    shape: &[usize],
-    rng: &mut impl UniformSource,
-    device: &Device,
-) -> Result<Cell> {
-    let threshold = s.threshold.clone().unwrap_or(Value::Scalar(1.0));
-    for (v, name) in [(&s.beta, "beta"), (&s.alpha, "alpha"), (&s.v, "v")] {
-        if let Some(v) = v {
-            check_width(v, name, shape)?;
-        }
-    }
-    check_width(&threshold, "threshold", shape)?;
-    let surrogate = s.surrogate.clone().unwrap_or_default();
-    let reset = s.reset.unwrap_or(Reset::Subtract);
-    let learn = |x: Option<bool>| x.unwrap_or(false);
-    let recurrent = || match &s.v {
-        Some(v) => RecurrentKind::OneToOne(v.clone()),
-        None if s.all_to_all == Some(false) => RecurrentKind::OneToOne(Value::Scalar(1.0)),
-        None => RecurrentKind::AllToAll { features: width },
-    };
-    let recurrent_keys = ["beta", "learn_beta", "all_to_all", "v", "learn_recurrent"];
-    Ok(match s.kind {
-        NeuronKind::Leaky => {
-            allowed(s, &["beta", "learn_beta"])?;
-            Cell::Leaky(
-                LeakyConfig::new(required(&s.beta, "beta", s.kind)?.clone())
-                    .with_threshold(threshold)
-                    .with_surrogate(surrogate)
-                    .with_reset(reset)
-                    .with_learn_beta(learn(s.learn_beta))
-                    .with_learn_threshold(learn(s.learn_threshold))
-                    .init(device)?,
-            )
-        }
-        NeuronKind::Synaptic => {
-            allowed(s, &["beta", "alpha", "learn_beta", "learn_alpha"])?;
-            Cell::Synaptic(
-                SynapticConfig::new(
-                    required(&s.alpha, "alpha", s.kind)?.clone(),
-                    required(&s.beta, "beta", s.kind)?.clone(),
-                )
-                .with_threshold(threshold)
-                .with_surrogate(surrogate)
-                .with_reset(reset)
-                .with_learn(learn(s.learn_alpha), learn(s.learn_beta), learn(s.learn_threshold))
-                .init(device)?,
-            )
-        }
-        NeuronKind::Lapicque => {
-            allowed(s, &["beta", "r", "c", "time_step"])?;
-            let beta = match &s.beta {
-                Some(Value::Scalar(b)) => Some(*b),
-                Some(_) => {
-                    return Err(Error::invalid(
-                        "beta",
-                        "a lapicque layer takes one scalar beta",
-                    ))
-                }
-                None => None,
-            };
-            let config = LapicqueConfig {
-                beta,
-                r: s.r,
-                c: s.c,
-                time_step: s.time_step.unwrap_or(1.0),
-                threshold,
-                surrogate,
-                reset,
-            };
-            Cell::Lapicque(config.init(device)?)
-        }
-        NeuronKind::Alpha => {
-            allowed(s, &["beta", "alpha", "learn_beta", "learn_alpha"])?;
-            let mut config = AlphaConfig::new(
-                required(&s.alpha, "alpha", s.kind)?.clone(),
-                required(&s.beta, "beta", s.kind)?.clone(),
-            )
-            .with_threshold(threshold)
-            .with_surrogate(surrogate)
-            .with_reset(reset);
-            config.learn_decays = learn(s.learn_alpha) || learn(s.learn_beta);
-            config.learn_threshold = learn(s.learn_threshold);
-            Cell::Alpha(config.init(device)?)
-        }
-        NeuronKind::RLeaky => {
-            allowed(s, &recurrent_keys)?;
-            Cell::RLeaky(
-                RLeakyConfig::new(required(&s.beta, "beta", s.kind)?.clone(), recurrent())
-                    .with_threshold(threshold)
-                    .with_surrogate(surrogate)
-                    .with_reset(reset)
-                    .with_learn(
-                        learn(s.learn_beta),
-                        learn(s.learn_threshold),
-                        s.learn_recurrent.unwrap_or(true),
-                    )
-                    .init(rng, device)?,
-            )
-        }
-        NeuronKind::RSynaptic => {
-            allowed(s, &[&recurrent_keys[..], &["alpha", "learn_alpha"]].concat())?;
-            let mut config = RSynapticConfig::new(
-                required(&s.alpha, "alpha", s.kind)?.clone(),
-                required(&s.beta, "beta", s.kind)?.clone(),
-                recurrent(),
-            )
-            .with_threshold(threshold)
-            .with_surrogate(surrogate)
-            .with_reset(reset);
-            config.learn = [
-                learn(s.learn_alpha),
-                learn(s.learn_beta),
-                learn(s.learn_threshold),
-                s.learn_recurrent.unwrap_or(true),
-            ];
-            Cell::RSynaptic(config.init(rng, device)?)
-        }
     })
 }

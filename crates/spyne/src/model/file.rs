@@ -27,21 +27,29 @@ impl ModelSpec {
     /// Reads a description from TOML text (see [`crate::model::spec`]). An unknown layer type,
     /// a missing or unknown setting is an error naming the layer.
     pub fn from_toml(text: &str) -> Result<ModelSpec> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::invalid("model file", e.to_string()))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::invalid("model file", e.to_string()))?;
         ModelSpec::from_table(table)
     }
 
     /// Reads a description from a parsed TOML table (`input` and `[[layer]]`; nothing else).
     pub fn from_table(mut table: toml::Table) -> Result<ModelSpec> {
-        let input = table
-            .remove("input")
-            .ok_or_else(|| Error::invalid("model file", "missing `input` (the shape of one sample, e.g. [1, 28, 28])"))?;
+        let input = table.remove("input").ok_or_else(|| {
+            Error::invalid(
+                "model file",
+                "missing `input` (the shape of one sample, e.g. [1, 28, 28])",
+            )
+        })?;
         let input = Vec::<usize>::deserialize(input)
             .map_err(|e| Error::invalid("model file", format!("input: {e}")))?;
         let layers = match table.remove("layer") {
             Some(toml::Value::Array(a)) => a,
-            Some(_) => return Err(Error::invalid("model file", "`layer` must be an array of [[layer]] tables")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "model file",
+                    "`layer` must be an array of [[layer]] tables",
+                ))
+            }
             None => return Err(Error::invalid("model file", "no [[layer]] tables")),
         };
         if let Some(key) = table.keys().next() {
@@ -78,7 +86,11 @@ fn parse_layer(i: usize, value: toml::Value) -> Result<LayerSpec> {
             LAYER_TYPES.join(", ")
         )));
     }
-    let name = value.get("name").and_then(|n| n.as_str()).map(|n| format!(" '{n}'")).unwrap_or_default();
+    let name = value
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(|n| format!(" '{n}'"))
+        .unwrap_or_default();
     let fail = |e: toml::de::Error| {
         Error::invalid(
             "model file",
@@ -88,7 +100,10 @@ fn parse_layer(i: usize, value: toml::Value) -> Result<LayerSpec> {
     // Each type's own settings, so that an error names the field, not the enum.
     let mut table = value;
     if let toml::Value::Table(t) = &mut table {
-        if !matches!(kind.as_str(), "leaky" | "synaptic" | "lapicque" | "alpha" | "rleaky" | "rsynaptic") {
+        if !matches!(
+            kind.as_str(),
+            "leaky" | "synaptic" | "lapicque" | "alpha" | "rleaky" | "rsynaptic"
+        ) {
             t.remove("type");
         }
     }
@@ -154,4 +169,3 @@ fn toml_value(v: &serde_json::Value) -> String {
         ),
     }
 }
-

@@ -3,16 +3,17 @@
 //! including a user's own burn module.
 
 mod build;
+mod build_neuron;
 mod file;
 mod network;
+mod neuron_spec;
 pub mod params;
 pub mod presets;
-mod neuron_spec;
 pub mod spec;
 mod summary;
 
-pub use network::{Layer, Network};
 pub use file::LAYER_TYPES;
+pub use network::{Layer, Network};
 pub use spec::{LayerSpec, ModelSpec, NeuronKind, NeuronSpec};
 pub use summary::{summary, Summary, SummaryRow};
 

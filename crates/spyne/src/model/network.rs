@@ -168,7 +168,9 @@ impl SpikingModel for Network {
         Some(&self.spec)
     }
 
-    fn named_params(&self) -> Option<std::collections::BTreeMap<String, super::params::NamedParam>> {
+    fn named_params(
+        &self,
+    ) -> Option<std::collections::BTreeMap<String, super::params::NamedParam>> {
         Some(super::params::export(self))
     }
 }

@@ -64,7 +64,11 @@ pub struct NeuronSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Value>,
     /// Surrogate gradient (default ATan, α = 2).
-    #[serde(default, deserialize_with = "named_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "named_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub surrogate: Option<Surrogate>,
     /// Reset mechanism (default subtract).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,4 +175,3 @@ impl NeuronSpec {
         self
     }
 }
-

@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 use crate::neuron::Cell;
 use crate::tensor::to_vec;
 
+/// Parameters by name.
+pub type Named = BTreeMap<String, NamedParam>;
+
+/// A file's metadata (string keys and values).
+pub type Metadata = BTreeMap<String, String>;
+
 /// A parameter's values in PyTorch layout, with its burn id (kept so that a saved optimizer
 /// state still matches after reloading).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,10 +74,7 @@ fn neuron_slots<'a>(prefix: &str, cell: &'a mut Cell, out: &mut Vec<(String, Slo
     }
 }
 
-fn recurrent_slots<'a>(
-    r: &'a mut crate::neuron::Recurrent,
-    push: &mut impl FnMut(&str, Slot<'a>),
-) {
+fn recurrent_slots<'a>(r: &'a mut crate::neuron::Recurrent, push: &mut impl FnMut(&str, Slot<'a>)) {
     if let Some(l) = r.linear.as_mut() {
         push("recurrent.weight", Slot::Transposed(&mut l.weight));
         if let Some(b) = l.bias.as_mut() {
@@ -195,7 +198,10 @@ pub fn import(model: &mut Network, params: &BTreeMap<String, NamedParam>) -> Res
             Slot::Running(dst) => {
                 let old = dst.value_sync();
                 check(old.dims().to_vec())?;
-                let t = Tensor::from_data(TensorData::new(p.values.clone(), old.shape()), &old.device());
+                let t = Tensor::from_data(
+                    TensorData::new(p.values.clone(), old.shape()),
+                    &old.device(),
+                );
                 *dst = RunningState::new(t);
             }
         }
@@ -204,7 +210,11 @@ pub fn import(model: &mut Network, params: &BTreeMap<String, NamedParam>) -> Res
 }
 
 /// `dst`'s parameter with new `values` (burn layout), `p`'s id and `dst`'s trainability.
-fn replaced<const D: usize>(dst: &Param<Tensor<D>>, values: Vec<f32>, p: &NamedParam) -> Param<Tensor<D>> {
+fn replaced<const D: usize>(
+    dst: &Param<Tensor<D>>,
+    values: Vec<f32>,
+    p: &NamedParam,
+) -> Param<Tensor<D>> {
     let old = dst.val();
     let learn = dst.is_require_grad();
     let t = Tensor::<D>::from_data(TensorData::new(values, old.shape()), &old.device());
@@ -249,11 +259,9 @@ pub fn to_safetensors(
 
 /// Reads named f32 parameters (and their ids, when present) from safetensors bytes; returns
 /// them with the file's metadata.
-pub fn from_safetensors(
-    bytes: &[u8],
-) -> std::result::Result<(BTreeMap<String, NamedParam>, BTreeMap<String, String>), String> {
+pub fn from_safetensors(bytes: &[u8]) -> std::result::Result<(Named, Metadata), String> {
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-    let meta: BTreeMap<String, String> = meta
+    let meta: Metadata = meta
         .metadata()
         .clone()
         .map(|m| m.into_iter().collect())

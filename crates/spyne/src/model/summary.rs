@@ -84,7 +84,12 @@ impl std::fmt::Display for Summary {
             "Output shape".to_string(),
             "Param #".to_string(),
         )];
-        lines.push(("input".into(), String::new(), shape(&self.input), String::new()));
+        lines.push((
+            "input".into(),
+            String::new(),
+            shape(&self.input),
+            String::new(),
+        ));
         for r in &self.rows {
             let params = if r.params == r.trainable {
                 r.params.to_string()
@@ -94,7 +99,11 @@ impl std::fmt::Display for Summary {
             lines.push((r.name.clone(), r.kind.clone(), shape(&r.shape), params));
         }
         let w = |k: fn(&(String, String, String, String)) -> &String| {
-            lines.iter().map(|l| k(l).chars().count()).max().unwrap_or(0)
+            lines
+                .iter()
+                .map(|l| k(l).chars().count())
+                .max()
+                .unwrap_or(0)
         };
         let (w0, w1, w2, w3) = (w(|l| &l.0), w(|l| &l.1), w(|l| &l.2), w(|l| &l.3));
         let rule = "─".repeat(w0 + w1 + w2 + w3 + 6);

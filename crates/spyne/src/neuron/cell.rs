@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::{
-    Alpha, AlphaState, Fused, FusedCall, Lapicque, Leaky, LeakyState, Neuron, NeuronState,
-    RLeaky, RLeakyState, RSynaptic, RSynapticState, SpikeCore, Synaptic, SynapticState,
+    Alpha, AlphaState, Fused, FusedCall, Lapicque, Leaky, LeakyState, Neuron, NeuronState, RLeaky,
+    RLeakyState, RSynaptic, RSynapticState, SpikeCore, Synaptic, SynapticState,
 };
 use crate::error::{Error, Result};
 
@@ -142,10 +142,7 @@ impl NeuronState for CellState {
 }
 
 /// The same call with the state converted by `f` (which may fail).
-fn map_call<A, B>(
-    call: FusedCall<A>,
-    f: impl FnOnce(A) -> Result<B>,
-) -> Result<FusedCall<B>> {
+fn map_call<A, B>(call: FusedCall<A>, f: impl FnOnce(A) -> Result<B>) -> Result<FusedCall<B>> {
     let FusedCall {
         input,
         static_input,

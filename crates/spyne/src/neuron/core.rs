@@ -121,7 +121,12 @@ impl SpikeCore {
     }
 
     /// Any other parameter (a recurrent weight `V`) broadcast to `[1, features]`.
-    pub fn row(&self, p: &Param<Tensor<1>>, features: usize, name: &'static str) -> Result<Tensor<2>> {
+    pub fn row(
+        &self,
+        p: &Param<Tensor<1>>,
+        features: usize,
+        name: &'static str,
+    ) -> Result<Tensor<2>> {
         row(p, features, self.channels, name)
     }
 

@@ -7,8 +7,8 @@ use super::core::{Reset, SpikeCore};
 use super::leaky::LeakyState;
 use super::param::{expect_dims, Value};
 use super::{fused_methods, FusedKind, Neuron};
-use crate::kernel::LifKind;
 use crate::error::{Error, Result};
+use crate::kernel::LifKind;
 use crate::surrogate::Surrogate;
 
 /// Configuration of a [`Lapicque`] layer: give `beta`, or `r` and `c`, or `beta` with one of
@@ -177,13 +177,13 @@ impl FusedKind for Lapicque {
         Some(self.gain)
     }
 
-    fn to_planes(&self, state: LeakyState) -> Tensor<3> {
+    fn planes(&self, state: LeakyState) -> Tensor<3> {
         // The current is never read (α = 0): any finite value will do.
         let mem = state.mem;
         Tensor::stack(vec![mem.zeros_like(), mem], 0)
     }
 
-    fn from_planes(&self, planes: Tensor<3>) -> LeakyState {
+    fn state_of(&self, planes: Tensor<3>) -> LeakyState {
         let [_, b, n] = planes.dims();
         LeakyState {
             mem: planes.narrow(0, 1, 1).reshape([b, n]),

@@ -150,11 +150,11 @@ impl FusedKind for Leaky {
         ])
     }
 
-    fn to_planes(&self, state: LeakyState) -> Tensor<3> {
+    fn planes(&self, state: LeakyState) -> Tensor<3> {
         state.mem.unsqueeze_dim(0)
     }
 
-    fn from_planes(&self, planes: Tensor<3>) -> LeakyState {
+    fn state_of(&self, planes: Tensor<3>) -> LeakyState {
         let [_, b, n] = planes.dims();
         LeakyState {
             mem: planes.reshape([b, n]),

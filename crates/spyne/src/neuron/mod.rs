@@ -13,8 +13,8 @@ mod alpha;
 mod cell;
 mod core;
 mod lapicque;
-mod multistep;
 mod leaky;
+mod multistep;
 mod param;
 mod recurrent;
 mod rleaky;
@@ -169,9 +169,9 @@ trait FusedKind: Neuron {
         None
     }
     /// The state as the kernel's planes, `[S, batch, features]` (`[U]` or `[I_syn, U]`).
-    fn to_planes(&self, state: Self::State) -> Tensor<3>;
+    fn planes(&self, state: Self::State) -> Tensor<3>;
     /// The kernel's final-state planes as a state.
-    fn from_planes(&self, planes: Tensor<3>) -> Self::State;
+    fn state_of(&self, planes: Tensor<3>) -> Self::State;
 }
 
 /// [`Neuron::fused`] and [`Neuron::fused_linear`] for a neuron that implements
@@ -233,7 +233,7 @@ fn pack<L: FusedKind>(layer: &L, call: FusedCall<L::State>) -> Option<Result<Pac
         ),
         Err(e) => return Some(Err(e)),
     };
-    let init = state.map(|s| layer.to_planes(s));
+    let init = state.map(|s| layer.planes(s));
     if let Some(planes) = &init {
         let expected = [L::KIND.state_rows(), batch, features];
         if planes.dims() != expected {
@@ -270,13 +270,16 @@ fn pack<L: FusedKind>(layer: &L, call: FusedCall<L::State>) -> Option<Result<Pac
 }
 
 /// [`Neuron::fused`] for the neurons that have a kernel.
-fn fused_lif<L: FusedKind>(layer: &L, call: FusedCall<L::State>) -> Option<Result<Fused<L::State>>> {
+fn fused_lif<L: FusedKind>(
+    layer: &L,
+    call: FusedCall<L::State>,
+) -> Option<Result<Fused<L::State>>> {
     Some(pack(layer, call)?.map(|p| {
         let out = kernel::fused_sequence(p.input, p.params, p.init, p.spec);
         Fused {
             spikes: out.spikes,
             mems: out.mems,
-            state: out.state.map(|s| layer.from_planes(s)),
+            state: out.state.map(|s| layer.state_of(s)),
         }
     }))
 }
@@ -298,6 +301,6 @@ fn fused_lif_linear<L: FusedKind>(
         }
         let (current, state) =
             kernel::fused_sequence_linear(p.input, p.params, p.init, weight, p.spec);
-        Ok((current, state.map(|s| layer.from_planes(s))))
+        Ok((current, state.map(|s| layer.state_of(s))))
     }))
 }

@@ -27,12 +27,7 @@ where
 
 /// Runs neuron layer `n` over `x`; returns its spikes and, when `mems` (or recording), its
 /// membranes `[T, B, features]`.
-fn spiking<N: Neuron>(
-    n: &N,
-    x: Seq,
-    run: &mut Run,
-    mems: bool,
-) -> Result<(Seq, Option<Tensor<3>>)>
+fn spiking<N: Neuron>(n: &N, x: Seq, run: &mut Run, mems: bool) -> Result<(Seq, Option<Tensor<3>>)>
 where
     N::State: 'static,
 {

@@ -114,14 +114,17 @@ impl RecurrentKernel<'_> {
         if !kernel::supports(&call.input.device()) {
             return None;
         }
-        Some(self.pack(call, to).map(|(input, params, weight, init, spec)| {
-            let out = kernel::fused_recurrent(input, params, weight, init, spec);
-            Fused {
-                spikes: out.spikes,
-                mems: out.mems,
-                state: out.state.map(from),
-            }
-        }))
+        Some(
+            self.pack(call, to)
+                .map(|(input, params, weight, init, spec)| {
+                    let out = kernel::fused_recurrent(input, params, weight, init, spec);
+                    Fused {
+                        spikes: out.spikes,
+                        mems: out.mems,
+                        state: out.state.map(from),
+                    }
+                }),
+        )
     }
 
     #[allow(clippy::type_complexity)]
@@ -129,7 +132,13 @@ impl RecurrentKernel<'_> {
         &self,
         call: FusedCall<S>,
         to: impl Fn(S) -> Tensor<3>,
-    ) -> Result<(Tensor<3>, Tensor<2>, Option<Tensor<2>>, Option<Tensor<3>>, RlifSpec)> {
+    ) -> Result<(
+        Tensor<3>,
+        Tensor<2>,
+        Option<Tensor<2>>,
+        Option<Tensor<3>>,
+        RlifSpec,
+    )> {
         let FusedCall {
             input,
             static_input,

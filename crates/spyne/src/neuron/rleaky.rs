@@ -69,7 +69,10 @@ impl RLeakyConfig {
                 self.learn_threshold,
                 self.surrogate.clone(),
                 self.reset,
-                &[Some(&self.beta), self.recurrent.one_to_one()].into_iter().flatten().collect::<Vec<_>>(),
+                &[Some(&self.beta), self.recurrent.one_to_one()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
                 device,
             )?,
         })
@@ -132,7 +135,8 @@ impl Neuron for RLeaky {
         let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let base = state.mem * beta + input + self.recurrent.forward(state.spk, self.core.channels)?;
+        let base =
+            state.mem * beta + input + self.recurrent.forward(state.spk, self.core.channels)?;
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk.clone(), RLeakyState { spk, mem }))
@@ -151,7 +155,10 @@ impl Neuron for RLeaky {
             |p: Tensor<3>| {
                 let [_, b, n] = p.dims();
                 let row = |k| p.clone().narrow(0, k, 1).reshape([b, n]);
-                RLeakyState { spk: row(0), mem: row(1) }
+                RLeakyState {
+                    spk: row(0),
+                    mem: row(1),
+                }
             },
         )
     }

@@ -63,10 +63,14 @@ impl RSynapticConfig {
                 lt,
                 self.surrogate.clone(),
                 self.reset,
-                &[Some(&self.alpha), Some(&self.beta), self.recurrent.one_to_one()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>(),
+                &[
+                    Some(&self.alpha),
+                    Some(&self.beta),
+                    self.recurrent.one_to_one(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
                 device,
             )?,
         })
@@ -136,7 +140,8 @@ impl Neuron for RSynaptic {
         let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let syn = state.syn * alpha + input + self.recurrent.forward(state.spk, self.core.channels)?;
+        let syn =
+            state.syn * alpha + input + self.recurrent.forward(state.spk, self.core.channels)?;
         let base = state.mem * beta + syn.clone();
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
@@ -156,7 +161,11 @@ impl Neuron for RSynaptic {
             |p: Tensor<3>| {
                 let [_, b, n] = p.dims();
                 let row = |k| p.clone().narrow(0, k, 1).reshape([b, n]);
-                RSynapticState { spk: row(0), syn: row(1), mem: row(2) }
+                RSynapticState {
+                    spk: row(0),
+                    syn: row(1),
+                    mem: row(2),
+                }
             },
         )
     }

@@ -159,11 +159,11 @@ impl FusedKind for Synaptic {
         ])
     }
 
-    fn to_planes(&self, state: SynapticState) -> Tensor<3> {
+    fn planes(&self, state: SynapticState) -> Tensor<3> {
         Tensor::stack(vec![state.syn, state.mem], 0)
     }
 
-    fn from_planes(&self, planes: Tensor<3>) -> SynapticState {
+    fn state_of(&self, planes: Tensor<3>) -> SynapticState {
         let [_, b, n] = planes.dims();
         SynapticState {
             syn: planes.clone().narrow(0, 0, 1).reshape([b, n]),

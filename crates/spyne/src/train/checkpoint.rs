@@ -84,7 +84,8 @@ impl CheckpointDir {
         let record = record.map_err(|e| checkpoint_error(&dir.join(&model_name), e))?;
         write_atomic(&dir.join(&model_name), &record)?;
         let optim = trainer.optim.into_bytes();
-        let optim = optim.map_err(|e| checkpoint_error(&dir.join(&optim_name), format!("{e:?}")))?;
+        let optim =
+            optim.map_err(|e| checkpoint_error(&dir.join(&optim_name), format!("{e:?}")))?;
         write_atomic(&dir.join(&optim_name), &optim)?;
         let spec = trainer.model.describe().cloned();
         if let Some(spec) = &spec {
@@ -118,13 +119,23 @@ impl CheckpointDir {
 
 /// A described network's weights as safetensors, with its settings and description in the
 /// metadata (read back by [`load_network`]).
-fn network_weights<M: SpikingModel>(model: &M, spec: &ModelSpec, config: &TrainConfig) -> Result<Vec<u8>> {
+fn network_weights<M: SpikingModel>(
+    model: &M,
+    spec: &ModelSpec,
+    config: &TrainConfig,
+) -> Result<Vec<u8>> {
     let named = model
         .named_params()
         .ok_or_else(|| Error::invalid("model", "describes itself but names no parameters"))?;
     let meta = [
-        ("spyne.config", serde_json::to_string(config).unwrap_or_default()),
-        ("spyne.model", serde_json::to_string(spec).unwrap_or_default()),
+        (
+            "spyne.config",
+            serde_json::to_string(config).unwrap_or_default(),
+        ),
+        (
+            "spyne.model",
+            serde_json::to_string(spec).unwrap_or_default(),
+        ),
     ];
     params::to_safetensors(&named, &meta)
 }
@@ -168,7 +179,10 @@ impl Trainer<Network> {
                 "holds no model description (a model written in Rust resumes with Trainer::resume_into)",
             )
         })?;
-        let model = spec.init(&mut TorchRng::new(state.config.seed), &device.clone().autodiff())?;
+        let model = spec.init(
+            &mut TorchRng::new(state.config.seed),
+            &device.clone().autodiff(),
+        )?;
         Trainer::resume_into(dir, model)
     }
 }
@@ -178,7 +192,12 @@ impl Trainer<Network> {
 pub fn load_network(path: &Path, device: &Device) -> Result<(TrainConfig, Network)> {
     let file = if path.is_dir() {
         let ckpt = path.join("checkpoint");
-        if ckpt.is_dir() { ckpt } else { path.to_path_buf() }.join(MODEL_FILE)
+        if ckpt.is_dir() {
+            ckpt
+        } else {
+            path.to_path_buf()
+        }
+        .join(MODEL_FILE)
     } else {
         path.to_path_buf()
     };

@@ -141,13 +141,13 @@ impl ModelFile {
     pub fn from_toml(text: &str) -> Result<ModelFile> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| Error::invalid("model file", e.to_string()))?;
-        let train = match table.remove("train") {
-            None => None,
-            Some(v) => Some(
-                <TrainConfig as Deserialize>::deserialize(v)
-                    .map_err(|e| Error::invalid("model file", format!("[train]: {}", e.message())))?,
-            ),
-        };
+        let train =
+            match table.remove("train") {
+                None => None,
+                Some(v) => Some(<TrainConfig as Deserialize>::deserialize(v).map_err(|e| {
+                    Error::invalid("model file", format!("[train]: {}", e.message()))
+                })?),
+            };
         Ok(ModelFile {
             model: crate::model::ModelSpec::from_table(table)?,
             train,

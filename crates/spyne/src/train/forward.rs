@@ -28,10 +28,16 @@ pub fn encode(
             if batch.values.len() != t * b * f {
                 return Err(Error::invalid(
                     "batch",
-                    format!("{} values are not {t} steps of {b} samples of {f}", batch.values.len()),
+                    format!(
+                        "{} values are not {t} steps of {b} samples of {f}",
+                        batch.values.len()
+                    ),
                 ));
             }
-            Seq::new(Tensor::from_data(TensorData::new(batch.values.clone(), [t, b, f]), device))
+            Seq::new(Tensor::from_data(
+                TensorData::new(batch.values.clone(), [t, b, f]),
+                device,
+            ))
         }
         None if encoding.is_static() => {
             let x = Tensor::from_data(TensorData::new(batch.values.clone(), [b, f]), device);

@@ -126,7 +126,13 @@ impl<M: SpikingModel> Trainer<M> {
     /// accuracy).
     pub fn train_step(&mut self, batch: &Batch, rng: &mut Rng) -> Result<(f32, f32)> {
         let device = self.device()?;
-        let x = encode(batch, &self.config.encoding, self.config.steps, rng, &device)?;
+        let x = encode(
+            batch,
+            &self.config.encoding,
+            self.config.steps,
+            rng,
+            &device,
+        )?;
         let dropout = rng.fork();
         let (out, path) = forward(&self.model, x, &self.config, Some(&dropout), self.composed)?;
         self.path = path;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fused;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 pub fn cpu() -> Device {

@@ -1,0 +1,372 @@
+//! 2-D convolution over many images (time folded into the batch), forward and backward,
+//! with the work skipped where the operands are zero.
+//!
+//! Spiking layers feed convolutions binary, mostly-zero spikes, and a max pool after a
+//! convolution sends gradient to one position in each window. So, per image:
+//! - forward and weight gradient, binary input below a density: every input spike adds its
+//!   weight rows to the outputs whose window holds it (forward), or those outputs' gradients
+//!   to its weight rows (weight gradient): work in proportion to the spikes, not a GEMM over
+//!   zeros;
+//! - a max pool fused after the convolution: the full convolution output is never stored,
+//!   and each pooled gradient goes back to its window's winner only;
+//! - otherwise im2col and GEMMs (the `gemm` crate, as burn's CPU backend); the input
+//!   gradient is always one GEMM per task of images.
+//!
+//! Both paths compute the same sums; they differ only in float rounding order.
+
+use rayon::prelude::*;
+
+mod parts;
+
+use parts::{
+    col2im, gemm, im2col, spike_forward_image, spike_weight_grad, spikes, spiking_input, transpose,
+    write_out,
+};
+
+use super::lif::{sum_in_order, Shared};
+
+/// Which algorithm a pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Choose from the measured density of the operand.
+    Auto,
+    /// im2col and GEMMs.
+    Dense,
+    /// Skip zeros (forward: binary input only; otherwise dense).
+    Sparse,
+}
+
+/// The shape and settings of one convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Images.
+    pub n: usize,
+    /// Input channels, height, width.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (rows, columns).
+    pub stride: [usize; 2],
+    /// Zero padding per side (rows, columns).
+    pub padding: [usize; 2],
+    /// With a bias.
+    pub bias: bool,
+    /// Forward algorithm.
+    pub forward: ConvPath,
+    /// Backward algorithm.
+    pub backward: ConvPath,
+    /// A max pool over non-overlapping windows of this size fused after the convolution
+    /// (`OH`, `OW` must be multiples of it).
+    pub pool: Option<[usize; 2]>,
+}
+
+/// Binary inputs at most this dense take the spike-driven forward and weight gradient.
+pub const SPARSE_FORWARD_DENSITY: f32 = 0.3;
+
+impl ConvSpec {
+    /// The call's output shape, `[N, O, OH, OW]` (pooled when `pool`).
+    pub fn output_shape(&self) -> [usize; 4] {
+        let (oh, ow) = self.out_hw();
+        let [ph, pw] = self.pool.unwrap_or([1, 1]);
+        [self.n, self.o, oh / ph, ow / pw]
+    }
+
+    /// The convolution's output height and width (before pooling).
+    pub fn out_hw(&self) -> (usize, usize) {
+        let oh = (self.h + 2 * self.padding[0] - self.kh) / self.stride[0] + 1;
+        let ow = (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1;
+        (oh, ow)
+    }
+
+    /// `C·KH·KW`, the length of one patch.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    fn image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+/// Images per parallel task: fixed, so sums over tasks add in the same order on any pool.
+const IMAGES_PER_TASK: usize = 8;
+
+fn tasks(n: usize) -> Vec<std::ops::Range<usize>> {
+    (0..n)
+        .step_by(IMAGES_PER_TASK)
+        .map(|i| i..(i + IMAGES_PER_TASK).min(n))
+        .collect()
+}
+
+/// Working buffers of one task, reused for each of its images.
+#[derive(Default)]
+struct Scratch {
+    /// Patches `[OH·OW, K]`.
+    p: Vec<f32>,
+    /// Outputs or output gradients position-major, `[OH·OW, O]`.
+    acc: Vec<f32>,
+    /// One image's conv output or output gradient `[O, OH·OW]` (pooled calls).
+    full: Vec<f32>,
+    list: Vec<(usize, usize, usize)>,
+}
+
+fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// One image's output `yi` (and pooling winners `arg`): the convolution spike-driven on
+/// binary input (`wt` is `Wᵀ`), else im2col and a GEMM; then bias and pooling.
+#[allow(clippy::too_many_arguments)]
+fn forward_image(
+    s: &ConvSpec,
+    sparse: bool,
+    xi: &[f32],
+    w: &[f32],
+    wt: &[f32],
+    b: &[f32],
+    sc: &mut Scratch,
+    yi: &mut [f32],
+    arg: &mut [u32],
+) {
+    let (oh, ow) = s.out_hw();
+    let (k, ohw) = (s.k(), oh * ow);
+    if sparse {
+        let acc = grown(&mut sc.acc, ohw * s.o);
+        spike_forward_image(s, xi, wt, acc, &mut sc.list);
+        write_out(s, acc, (1, s.o), b, yi, arg);
+        return;
+    }
+    im2col(s, xi, grown(&mut sc.p, ohw * k));
+    let full = grown(&mut sc.full, ohw * s.o);
+    // Y [O, OHW] = W [O, K] · Pᵀ.
+    gemm(
+        full,
+        (ohw, 1),
+        false,
+        w,
+        (k, 1),
+        &sc.p,
+        (1, k),
+        [s.o, ohw, k],
+    );
+    write_out(s, full, (ohw, 1), b, yi, arg);
+}
+
+/// One image's output gradient: the full `[O, OH·OW]`, or a pooled `[O, PH·PW]` with the
+/// position in the conv plane that each pooled value came from.
+#[derive(Clone, Copy)]
+enum GradImage<'a> {
+    Dense(&'a [f32]),
+    Pooled { g: &'a [f32], arg: &'a [u32] },
+}
+
+impl GradImage<'_> {
+    /// Calls `f(o, pos, g)` for every gradient (only the winners of a pooled one).
+    #[inline(always)]
+    fn each(&self, o_n: usize, ohw: usize, mut f: impl FnMut(usize, usize, f32)) {
+        match *self {
+            GradImage::Dense(g) => {
+                for (o, row) in g.chunks(ohw).enumerate() {
+                    for (pos, &v) in row.iter().enumerate() {
+                        f(o, pos, v);
+                    }
+                }
+            }
+            GradImage::Pooled { g, arg } => {
+                let per = g.len() / o_n;
+                for (j, (&v, &pos)) in g.iter().zip(arg).enumerate() {
+                    f(j / per, pos as usize, v);
+                }
+            }
+        }
+    }
+}
+
+/// Forward: `y` `[N, O, OH, OW]` from `x` `[N, C, H, W]`, `w` `[O, C, KH, KW]`, `b` `[O]`
+/// (ignored unless `spec.bias`). With `spec.pool`, returns the max-pooled `[N, O, PH, PW]` and
+/// each pooled value's position in its conv plane; the full conv output never exists.
+pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    let pool = s.pool;
+    let sparse = spiking_input(x, s.forward);
+    let wt = if sparse {
+        transpose(w, s.o, s.k())
+    } else {
+        Vec::new()
+    };
+    let [_, o, ph, pw] = s.output_shape();
+    let out_image = o * ph * pw;
+    let mut y = vec![0.0f32; s.n * out_image];
+    let mut arg = vec![0u32; if pool.is_some() { y.len() } else { 0 }];
+    let (out, args) = (Shared(y.as_mut_ptr()), SharedU32(arg.as_mut_ptr()));
+    tasks(s.n).into_par_iter().for_each(|images| {
+        let mut sc = Scratch::default();
+        for i in images {
+            let xi = &x[i * s.image()..][..s.image()];
+            // SAFETY: image i of the output belongs to this task alone.
+            let yi = unsafe { out.row(i, out_image) };
+            // SAFETY: as above, for the pooling winners (empty without a pool).
+            let ai = if pool.is_some() {
+                unsafe { args.row(i, out_image) }
+            } else {
+                &mut [][..]
+            };
+            forward_image(s, sparse, xi, w, &wt, b, &mut sc, yi, ai);
+        }
+    });
+    (y, arg)
+}
+
+/// A raw `u32` pointer that may cross threads (each task writes its own rows).
+#[derive(Clone, Copy)]
+struct SharedU32(*mut u32);
+unsafe impl Send for SharedU32 {}
+unsafe impl Sync for SharedU32 {}
+
+impl SharedU32 {
+    /// # Safety
+    /// The row lies inside the array and belongs to the caller alone.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, row: usize, n: usize) -> &mut [u32] {
+        std::slice::from_raw_parts_mut(self.0.add(row * n), n)
+    }
+}
+
+/// Gradients of one convolution call.
+pub struct ConvGrads {
+    /// `∂L/∂x`, `[N, C, H, W]`.
+    pub input: Vec<f32>,
+    /// `∂L/∂w`, `[O, C, KH, KW]`.
+    pub weight: Vec<f32>,
+    /// `∂L/∂b`, `[O]` (zeros without a bias).
+    pub bias: Vec<f32>,
+}
+
+/// Backward from `g` = `∂L/∂y` (`[N, O, OH, OW]`, or the pooled `[N, O, PH, PW]` with the
+/// arg-max positions `arg` the forward pass returned); `want_input` skips the input gradient
+/// when no one needs it.
+///
+/// Per task of images: the output gradients side by side (`[O, images·OH·OW]`, a pooled one
+/// scattered to its winners), the weight gradient spike-driven on binary input (else a GEMM
+/// with the patches per image), and the input gradient as one GEMM `Wᵀ·G` for all the
+/// task's images, added back image by image. (A sparse version of that product, skipping
+/// the zeros a pool leaves, measured slower than the GEMM.)
+pub fn backward(
+    s: &ConvSpec,
+    arg: &[u32],
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    want_input: bool,
+) -> ConvGrads {
+    let k = s.k();
+    let spiking = spiking_input(x, s.backward);
+    let [_, o, ph, pw] = s.output_shape();
+    let g_image = o * ph * pw;
+    let mut dx = vec![0.0f32; if want_input { x.len() } else { 0 }];
+    let dxp = Shared(dx.as_mut_ptr());
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(s.n)
+        .into_par_iter()
+        .map(|images| {
+            let grad = |i: usize| {
+                let gi = &g[i * g_image..][..g_image];
+                match s.pool {
+                    None => GradImage::Dense(gi),
+                    Some(_) => GradImage::Pooled {
+                        g: gi,
+                        arg: &arg[i * g_image..][..g_image],
+                    },
+                }
+            };
+            backward_task(s, spiking, images, x, w, grad, want_input.then_some(dxp))
+        })
+        .collect();
+    let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    let dw = sum_in_order(dws, s.o * k);
+    ConvGrads {
+        input: dx,
+        weight: if spiking { transpose(&dw, k, s.o) } else { dw },
+        bias: sum_in_order(dbs, s.o),
+    }
+}
+
+/// The gradients of one task's images: returns its weight (`[K, O]` when `spiking`, else
+/// `[O, K]`) and bias gradients, and writes their input gradients into `dx`.
+fn backward_task<'a>(
+    s: &ConvSpec,
+    spiking: bool,
+    images: std::ops::Range<usize>,
+    x: &[f32],
+    w: &[f32],
+    grad: impl Fn(usize) -> GradImage<'a>,
+    dx: Option<Shared>,
+) -> (Vec<f32>, Vec<f32>) {
+    let (oh, ow) = s.out_hw();
+    let (k, ohw, o_n, nb) = (s.k(), oh * ow, s.o, images.len());
+    let cols = nb * ohw;
+    let (mut dw, mut db) = (vec![0.0f32; o_n * k], vec![0.0f32; o_n]);
+    // G of the task's images side by side, [O, nb·OHW]; position-major per image for the
+    // spike-driven weight gradient.
+    let mut g_block = vec![0.0f32; o_n * cols];
+    let mut gt = vec![0.0f32; if spiking { ohw * o_n } else { 0 }];
+    let mut sc = Scratch::default();
+    for (li, i) in images.clone().enumerate() {
+        let xi = &x[i * s.image()..][..s.image()];
+        gt.fill(0.0);
+        grad(i).each(o_n, ohw, |o, pos, v| {
+            db[o] += v;
+            g_block[o * cols + li * ohw + pos] += v;
+            if spiking {
+                gt[pos * o_n + o] += v;
+            }
+        });
+        if spiking {
+            spikes(s, xi, &mut sc.list);
+            spike_weight_grad(s, &sc.list, &gt, &mut dw);
+        } else {
+            im2col(s, xi, grown(&mut sc.p, ohw * k));
+            // dW [O, K] += G_i [O, OHW] · P [OHW, K].
+            let gi = &g_block[li * ohw..];
+            gemm(
+                &mut dw,
+                (k, 1),
+                true,
+                gi,
+                (cols, 1),
+                &sc.p,
+                (k, 1),
+                [o_n, k, ohw],
+            );
+        }
+    }
+    if let Some(dx) = dx {
+        // dPᵀ [K, nb·OHW] = Wᵀ · G, then each image's columns back onto its pixels.
+        let mut dpt = vec![0.0f32; k * cols];
+        gemm(
+            &mut dpt,
+            (cols, 1),
+            false,
+            w,
+            (1, k),
+            &g_block,
+            (cols, 1),
+            [k, cols, o_n],
+        );
+        for (li, i) in images.enumerate() {
+            // SAFETY: image i of the input gradient belongs to this task alone.
+            let dxi = unsafe { dx.row(i, s.image()) };
+            col2im(s, &dpt[li * ohw..], cols, dxi);
+        }
+    }
+    (dw, db)
+}
