@@ -123,7 +123,7 @@ fn kernel_equals_burns_convolution() {
     for (stride, padding) in [([1, 1], [0, 0]), ([2, 1], [1, 2]), ([2, 2], [1, 1])] {
         for bias in [true, false] {
             let case = Case {
-                n: 19,
+                n: 37,
                 c: 3,
                 hw: [9, 11],
                 o: 5,
@@ -142,20 +142,27 @@ fn kernel_equals_burns_convolution() {
 
 #[test]
 fn conv_with_a_fused_max_pool_equals_conv_then_pool() {
-    for pool in [[2, 2], [3, 2]] {
-        let case = Case {
-            n: 17,
-            c: 4,
-            hw: [12, 12],
-            o: 6,
-            k: [5, 5],
-            stride: [1, 1],
-            padding: [0, 0],
-            bias: true,
-            pool: Some(pool),
-        };
-        for density in [Some(0.05), Some(0.6), None] {
-            check(&case, density);
+    // Conv planes of 8×8 and 6×12 (a 3-row pool leaves rows over on the first).
+    let geometries = [
+        ([12, 12], [5, 5], [1, 1], [0, 0]),
+        ([11, 12], [3, 5], [2, 1], [1, 2]),
+    ];
+    for (hw, k, stride, padding) in geometries {
+        for pool in [[2, 2], [3, 2], [2, 4]] {
+            let case = Case {
+                n: 41,
+                c: 4,
+                hw,
+                o: 6,
+                k,
+                stride,
+                padding,
+                bias: true,
+                pool: Some(pool),
+            };
+            for density in [Some(0.05), Some(0.6), None] {
+                check(&case, density);
+            }
         }
     }
 }

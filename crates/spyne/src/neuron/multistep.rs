@@ -3,6 +3,7 @@
 
 use burn::tensor::Tensor;
 
+use super::sequence::step_constant;
 use super::{step_sequence, FusedCall, Neuron};
 use crate::error::{Error, Result};
 use crate::layer::{Linear, SeqLayer};
@@ -66,7 +67,12 @@ where
     let (spikes, membranes, last, fused) = match out {
         Some(o) => o,
         None => {
-            let seq = step_sequence(n, x.into_expanded(), state, None)?;
+            let seq = if x.is_constant() {
+                let steps = x.steps();
+                step_constant(n, x.into_steps().squeeze_dim(0), steps, state)?
+            } else {
+                step_sequence(n, x.into_steps(), state, None)?
+            };
             (seq.spikes, Some(seq.mems), Some(seq.state), false)
         }
     };

@@ -78,17 +78,46 @@ pub fn step_sequence<N: Neuron>(
     truncate: Option<usize>,
 ) -> Result<Sequence<N::State>> {
     check(&input, truncate)?;
-    let [steps, batch, features] = input.dims();
-    let mut state = state.unwrap_or_else(|| neuron.init_state(batch, features, &input.device()));
-    let mut spikes = Vec::with_capacity(steps);
-    let mut mems = Vec::with_capacity(steps);
-    for (t, x) in input.iter_dim(0).enumerate() {
+    let [_, batch, features] = input.dims();
+    let device = input.device();
+    let steps = split_steps(input)
+        .into_iter()
+        .map(|x| x.reshape([batch, features]))
+        .collect();
+    step_through(neuron, steps, state, truncate, &device)
+}
+
+/// [`step_sequence`] over the same input `x` (`[B, N]`) at each of `steps` steps, without
+/// materialising the sequence.
+pub(crate) fn step_constant<N: Neuron>(
+    neuron: &N,
+    x: Tensor<2>,
+    steps: usize,
+    state: Option<N::State>,
+) -> Result<Sequence<N::State>> {
+    let device = x.device();
+    step_through(neuron, vec![x; steps.max(1)], state, None, &device)
+}
+
+/// Steps `neuron` through the per-step inputs `xs` (each `[B, N]`).
+fn step_through<N: Neuron>(
+    neuron: &N,
+    xs: Vec<Tensor<2>>,
+    state: Option<N::State>,
+    truncate: Option<usize>,
+    device: &burn::tensor::Device,
+) -> Result<Sequence<N::State>> {
+    let [batch, features] = xs[0].dims();
+    let mut state = state.unwrap_or_else(|| neuron.init_state(batch, features, device));
+    let mut spikes = Vec::with_capacity(xs.len());
+    let mut mems = Vec::with_capacity(xs.len());
+    for (t, x) in xs.into_iter().enumerate() {
         if let Some(k) = truncate {
             if t > 0 && t % k == 0 {
                 state = state.detach();
             }
         }
-        let (spk, next) = neuron.step(x.reshape([batch, features]), state)?;
+        let (spk, next) = neuron.step(x, state)?;
         mems.push(next.mem());
         spikes.push(spk);
         state = next;
@@ -98,6 +127,21 @@ pub fn step_sequence<N: Neuron>(
         mems: Tensor::stack(mems, 0),
         state,
     })
+}
+
+/// The steps of `x` (`[T, B, N]`), each `[1, B, N]`, split by halves. The backward of a
+/// slice is a zero tensor of the sliced one's size with the gradient written in, so T
+/// slices of the whole sequence cost O(T²) in the backward pass (3× the whole composed
+/// iteration of tutorial 5); halving costs O(T log T).
+fn split_steps(x: Tensor<3>) -> Vec<Tensor<3>> {
+    let steps = x.dims()[0];
+    if steps == 1 {
+        return vec![x];
+    }
+    let half = steps / 2;
+    let mut out = split_steps(x.clone().narrow(0, 0, half));
+    out.extend(split_steps(x.narrow(0, half, steps - half)));
+    out
 }
 
 /// Checks the sequence and the window; returns the number of steps.

@@ -16,14 +16,16 @@
 
 use rayon::prelude::*;
 
+mod input_grad;
 mod parts;
 
+use input_grad::{channel_last_filters, has_fma, winner_input_grad, WinnerScratch};
 use parts::{
     col2im, gemm, im2col, spike_forward_image, spike_weight_grad, spikes, spiking_input, transpose,
     write_out,
 };
 
-use super::lif::{sum_in_order, Shared};
+use super::lif::{sum_in_order, Shared, Unfilled};
 
 /// Which algorithm a pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +98,18 @@ impl ConvSpec {
     }
 }
 
-/// Images per parallel task: fixed, so sums over tasks add in the same order on any pool.
-const IMAGES_PER_TASK: usize = 8;
+/// Images per parallel task of the forward pass.
+const FORWARD_IMAGES_PER_TASK: usize = 8;
 
-fn tasks(n: usize) -> Vec<std::ops::Range<usize>> {
+/// Images per parallel task of the backward pass: fixed, so that the tasks' partial weight
+/// gradients add in the same order on any pool, and large enough that those partials (one
+/// weight-sized buffer per task) stay few.
+const BACKWARD_IMAGES_PER_TASK: usize = 32;
+
+fn tasks(n: usize, per_task: usize) -> Vec<std::ops::Range<usize>> {
     (0..n)
-        .step_by(IMAGES_PER_TASK)
-        .map(|i| i..(i + IMAGES_PER_TASK).min(n))
+        .step_by(per_task)
+        .map(|i| i..(i + per_task).min(n))
         .collect()
 }
 
@@ -184,9 +191,12 @@ impl GradImage<'_> {
                 }
             }
             GradImage::Pooled { g, arg } => {
+                // Channel by channel: a division per value cost more than the rest.
                 let per = g.len() / o_n;
-                for (j, (&v, &pos)) in g.iter().zip(arg).enumerate() {
-                    f(j / per, pos as usize, v);
+                for (o, (gs, args)) in g.chunks(per).zip(arg.chunks(per)).enumerate() {
+                    for (&v, &pos) in gs.iter().zip(args) {
+                        f(o, pos as usize, v);
+                    }
                 }
             }
         }
@@ -206,25 +216,29 @@ pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<
     };
     let [_, o, ph, pw] = s.output_shape();
     let out_image = o * ph * pw;
-    let mut y = vec![0.0f32; s.n * out_image];
-    let mut arg = vec![0u32; if pool.is_some() { y.len() } else { 0 }];
+    let mut y = Unfilled::new(s.n * out_image);
+    let mut arg = Unfilled::new(if pool.is_some() { s.n * out_image } else { 0 });
     let (out, args) = (Shared(y.as_mut_ptr()), SharedU32(arg.as_mut_ptr()));
-    tasks(s.n).into_par_iter().for_each(|images| {
-        let mut sc = Scratch::default();
-        for i in images {
-            let xi = &x[i * s.image()..][..s.image()];
-            // SAFETY: image i of the output belongs to this task alone.
-            let yi = unsafe { out.row(i, out_image) };
-            // SAFETY: as above, for the pooling winners (empty without a pool).
-            let ai = if pool.is_some() {
-                unsafe { args.row(i, out_image) }
-            } else {
-                &mut [][..]
-            };
-            forward_image(s, sparse, xi, w, &wt, b, &mut sc, yi, ai);
-        }
-    });
-    (y, arg)
+    tasks(s.n, FORWARD_IMAGES_PER_TASK)
+        .into_par_iter()
+        .for_each(|images| {
+            let mut sc = Scratch::default();
+            for i in images {
+                let xi = &x[i * s.image()..][..s.image()];
+                // SAFETY: image i of the output belongs to this task alone.
+                let yi = unsafe { out.row(i, out_image) };
+                // SAFETY: as above, for the pooling winners (empty without a pool).
+                let ai = if pool.is_some() {
+                    unsafe { args.row(i, out_image) }
+                } else {
+                    &mut [][..]
+                };
+                forward_image(s, sparse, xi, w, &wt, b, &mut sc, yi, ai);
+            }
+        });
+    // SAFETY: the tasks cover every image, and `write_out` writes each image's every output
+    // (and pooling winner).
+    unsafe { (y.assume_filled(), arg.assume_filled()) }
 }
 
 /// A raw `u32` pointer that may cross threads (each task writes its own rows).
@@ -256,11 +270,10 @@ pub struct ConvGrads {
 /// arg-max positions `arg` the forward pass returned); `want_input` skips the input gradient
 /// when no one needs it.
 ///
-/// Per task of images: the output gradients side by side (`[O, images·OH·OW]`, a pooled one
-/// scattered to its winners), the weight gradient spike-driven on binary input (else a GEMM
-/// with the patches per image), and the input gradient as one GEMM `Wᵀ·G` for all the
-/// task's images, added back image by image. (A sparse version of that product, skipping
-/// the zeros a pool leaves, measured slower than the GEMM.)
+/// Per task of images: the weight gradient spike-driven on binary input (else a GEMM with
+/// the patches per image). The input gradient of a pooled call is driven by the pool's
+/// winners ([`input_grad`]); without a pool it is one GEMM `Wᵀ·G` for all the task's images
+/// (their output gradients side by side), added back image by image.
 pub fn backward(
     s: &ConvSpec,
     arg: &[u32],
@@ -273,9 +286,14 @@ pub fn backward(
     let spiking = spiking_input(x, s.backward);
     let [_, o, ph, pw] = s.output_shape();
     let g_image = o * ph * pw;
-    let mut dx = vec![0.0f32; if want_input { x.len() } else { 0 }];
+    let mut dx = Unfilled::new(if want_input { x.len() } else { 0 });
     let dxp = Shared(dx.as_mut_ptr());
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(s.n)
+    let wcl = if want_input && s.pool.is_some() {
+        channel_last_filters(s, w)
+    } else {
+        Vec::new()
+    };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(s.n, BACKWARD_IMAGES_PER_TASK)
         .into_par_iter()
         .map(|images| {
             let grad = |i: usize| {
@@ -288,26 +306,32 @@ pub fn backward(
                     },
                 }
             };
-            backward_task(s, spiking, images, x, w, grad, want_input.then_some(dxp))
+            let dx = want_input.then_some(dxp);
+            backward_task(s, spiking, images, x, w, &wcl, grad, dx)
         })
         .collect();
     let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
     let dw = sum_in_order(dws, s.o * k);
     ConvGrads {
-        input: dx,
+        // SAFETY: the tasks cover every image, and each writes its image's whole input
+        // gradient (the pooled path overwrites it; col2im adds onto a zeroed one).
+        input: unsafe { dx.assume_filled() },
         weight: if spiking { transpose(&dw, k, s.o) } else { dw },
         bias: sum_in_order(dbs, s.o),
     }
 }
 
 /// The gradients of one task's images: returns its weight (`[K, O]` when `spiking`, else
-/// `[O, K]`) and bias gradients, and writes their input gradients into `dx`.
+/// `[O, K]`) and bias gradients, and writes their input gradients into `dx` (`wcl`: the
+/// filters channel-last, for a pooled call).
+#[allow(clippy::too_many_arguments)]
 fn backward_task<'a>(
     s: &ConvSpec,
     spiking: bool,
     images: std::ops::Range<usize>,
     x: &[f32],
     w: &[f32],
+    wcl: &[f32],
     grad: impl Fn(usize) -> GradImage<'a>,
     dx: Option<Shared>,
 ) -> (Vec<f32>, Vec<f32>) {
@@ -315,21 +339,37 @@ fn backward_task<'a>(
     let (k, ohw, o_n, nb) = (s.k(), oh * ow, s.o, images.len());
     let cols = nb * ohw;
     let (mut dw, mut db) = (vec![0.0f32; o_n * k], vec![0.0f32; o_n]);
-    // G of the task's images side by side, [O, nb·OHW]; position-major per image for the
+    let pooled_dx = dx.is_some() && s.pool.is_some();
+    // G of the task's images side by side, [O, nb·OHW], for the GEMMs (the dense weight
+    // gradient, the unpooled input gradient); position-major per image for the
     // spike-driven weight gradient.
-    let mut g_block = vec![0.0f32; o_n * cols];
+    let block = !spiking || (dx.is_some() && !pooled_dx);
+    let mut g_block = vec![0.0f32; if block { o_n * cols } else { 0 }];
     let mut gt = vec![0.0f32; if spiking { ohw * o_n } else { 0 }];
+    let mut winners = WinnerScratch::default();
     let mut sc = Scratch::default();
     for (li, i) in images.clone().enumerate() {
         let xi = &x[i * s.image()..][..s.image()];
         gt.fill(0.0);
-        grad(i).each(o_n, ohw, |o, pos, v| {
+        let gi = grad(i);
+        gi.each(o_n, ohw, |o, pos, v| {
             db[o] += v;
-            g_block[o * cols + li * ohw + pos] += v;
+            if block {
+                g_block[o * cols + li * ohw + pos] += v;
+            }
             if spiking {
                 gt[pos * o_n + o] += v;
             }
         });
+        if let (Some(dx), GradImage::Pooled { g, arg }) = (dx.filter(|_| pooled_dx), gi) {
+            // SAFETY: image i of the input gradient belongs to this task alone.
+            let dxi = unsafe { dx.row(i, s.image()) };
+            if has_fma() {
+                winner_input_grad::<true>(s, g, arg, wcl, &mut winners, dxi);
+            } else {
+                winner_input_grad::<false>(s, g, arg, wcl, &mut winners, dxi);
+            }
+        }
         if spiking {
             spikes(s, xi, &mut sc.list);
             spike_weight_grad(s, &sc.list, &gt, &mut dw);
@@ -349,7 +389,7 @@ fn backward_task<'a>(
             );
         }
     }
-    if let Some(dx) = dx {
+    if let Some(dx) = dx.filter(|_| !pooled_dx) {
         // dPᵀ [K, nb·OHW] = Wᵀ · G, then each image's columns back onto its pixels.
         let mut dpt = vec![0.0f32; k * cols];
         gemm(
@@ -365,6 +405,7 @@ fn backward_task<'a>(
         for (li, i) in images.enumerate() {
             // SAFETY: image i of the input gradient belongs to this task alone.
             let dxi = unsafe { dx.row(i, s.image()) };
+            dxi.fill(0.0);
             col2im(s, &dpt[li * ohw..], cols, dxi);
         }
     }

@@ -133,14 +133,18 @@ pub(super) fn gemm(
     }
 }
 
-/// The fraction of non-zero values, and whether every value is 0 or 1.
+/// The fraction of non-zero values, and whether every value is 0 or 1 (one pass).
 pub(super) fn density(v: &[f32]) -> (f32, bool) {
     let (nonzero, binary) = v
         .par_chunks(1 << 16)
         .map(|c| {
-            let nz = c.iter().filter(|&&x| x != 0.0).count();
-            let bin = c.iter().all(|&x| x == 0.0 || x == 1.0);
-            (nz, bin)
+            // Integer lanes, so that the loop vectorises.
+            let (mut nz, mut other) = (0u32, 0u32);
+            for &x in c {
+                nz += (x != 0.0) as u32;
+                other |= (x != 0.0 && x != 1.0) as u32;
+            }
+            (nz as usize, other == 0)
         })
         .reduce(|| (0, true), |a, b| (a.0 + b.0, a.1 && b.1));
     (nonzero as f32 / v.len().max(1) as f32, binary)
@@ -184,8 +188,18 @@ pub(super) fn spike_targets(
 /// The spikes of image `x` (`[C, H, W]`) as `(c, y, x)`.
 pub(super) fn spikes(s: &ConvSpec, x: &[f32], out: &mut Vec<(usize, usize, usize)>) {
     out.clear();
-    for (i, _) in x.iter().enumerate().filter(|(_, &v)| v != 0.0) {
-        out.push((i / (s.h * s.w), i / s.w % s.h, i % s.w));
+    for (r, row) in x.chunks_exact(s.w).enumerate() {
+        // Most rows of sparse spikes are empty or nearly: test a whole row first (an OR of
+        // the bits vectorises; a -0.0 only sends the row to the exact test below).
+        if row.iter().fold(0u32, |a, &v| a | v.to_bits()) == 0 {
+            continue;
+        }
+        let (c, y) = (r / s.h, r % s.h);
+        for (xx, &v) in row.iter().enumerate() {
+            if v != 0.0 {
+                out.push((c, y, xx));
+            }
+        }
     }
 }
 

@@ -131,6 +131,37 @@ pub(super) fn spike(x: f32) -> f32 {
     }
 }
 
+/// An output buffer that parallel tasks fill completely before anyone reads it: allocated
+/// without zeroing, since `vec![0.0; n]` on recycled heap memory is one serial memset of
+/// the whole buffer, a few percent of a step for the large outputs.
+pub(in crate::kernel) struct Unfilled<T>(Vec<std::mem::MaybeUninit<T>>);
+
+impl<T> Unfilled<T> {
+    /// `n` elements, not yet written.
+    pub(in crate::kernel) fn new(n: usize) -> Self {
+        let mut v = Vec::with_capacity(n);
+        // SAFETY: `MaybeUninit` needs no initialisation, and the capacity is `n`.
+        unsafe { v.set_len(n) };
+        Unfilled(v)
+    }
+
+    /// The first element, for the tasks that fill the buffer.
+    pub(in crate::kernel) fn as_mut_ptr(&mut self) -> *mut T {
+        self.0.as_mut_ptr().cast()
+    }
+
+    /// The written buffer.
+    ///
+    /// # Safety
+    /// Every element has been written.
+    pub(in crate::kernel) unsafe fn assume_filled(self) -> Vec<T> {
+        let mut v = std::mem::ManuallyDrop::new(self.0);
+        // SAFETY: same allocation, length and capacity; `MaybeUninit<T>` has `T`'s layout,
+        // and the caller vouches that every element is initialised.
+        Vec::from_raw_parts(v.as_mut_ptr().cast(), v.len(), v.capacity())
+    }
+}
+
 /// A raw pointer that may cross threads: each task writes a disjoint set of elements.
 #[derive(Clone, Copy)]
 pub(super) struct Shared(pub(super) *mut f32);
@@ -326,12 +357,14 @@ pub(super) unsafe fn store_state<const SYN: bool>(
 /// the initial state when `spec.init` (else ignored).
 pub fn forward(spec: &LifSpec, input: &[f32], params: &[f32], init: &[f32]) -> Vec<f32> {
     let p = split_params(spec, params);
-    let mut out = vec![0.0f32; spec.output_planes() * spec.batch * spec.features];
+    let mut out = Unfilled::new(spec.output_planes() * spec.batch * spec.features);
     let ptr = Shared(out.as_mut_ptr());
     tasks(spec.batch).into_par_iter().for_each(|rows| {
         monomorphize!(spec, forward_rows(spec, input, p, init, rows, ptr));
     });
-    out
+    // SAFETY: the tasks cover every batch row, and each writes its row of every output
+    // plane: T of spikes, T of membranes when `mems`, the state planes when `final_state`.
+    unsafe { out.assume_filled() }
 }
 
 multiversion! {
