@@ -95,8 +95,9 @@ pub(crate) fn step_constant<N: Neuron>(
     steps: usize,
     state: Option<N::State>,
 ) -> Result<Sequence<N::State>> {
+    check_steps(steps, None)?;
     let device = x.device();
-    step_through(neuron, vec![x; steps.max(1)], state, None, &device)
+    step_through(neuron, vec![x; steps], state, None, &device)
 }
 
 /// Steps `neuron` through the per-step inputs `xs` (each `[B, N]`).
@@ -147,6 +148,12 @@ fn split_steps(x: Tensor<3>) -> Vec<Tensor<3>> {
 /// Checks the sequence and the window; returns the number of steps.
 fn check(input: &Tensor<3>, truncate: Option<usize>) -> Result<usize> {
     let steps = input.dims()[0];
+    check_steps(steps, truncate)?;
+    Ok(steps)
+}
+
+/// A sequence of `steps` steps, and the window, are valid.
+fn check_steps(steps: usize, truncate: Option<usize>) -> Result<()> {
     if steps == 0 {
         return Err(Error::invalid(
             "input",
@@ -159,5 +166,5 @@ fn check(input: &Tensor<3>, truncate: Option<usize>) -> Result<usize> {
             "truncated BPTT needs a window of at least 1 step",
         ));
     }
-    Ok(steps)
+    Ok(())
 }

@@ -11,7 +11,7 @@
 //! iteration went from 0.29 s to 0.20 s on a 2-core AVX-512 Xeon; the same sums as one
 //! GEMM per image over the zeros measured 0.22 s.
 
-use super::ConvSpec;
+use super::{grown, ConvSpec};
 use crate::kernel::lif::multiversion;
 
 /// Lanes of one register block of a receptive field's gradient (four AVX-512 vectors).
@@ -55,11 +55,6 @@ pub(super) struct WinnerScratch {
     order: Vec<(u32, f32)>,
 }
 
-fn sized<T: Clone + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
-    v.resize(len, T::default());
-    &mut v[..len]
-}
-
 multiversion! {
     /// One image's input gradient `dxi` (`[C, H, W]`, overwritten) from its pooled output
     /// gradient `g` (`[O, PH, PW]`) and the conv-plane position `arg` each pooled value came
@@ -67,8 +62,9 @@ multiversion! {
     ///
     /// The winners are grouped by conv position; per position, their filters, scaled by
     /// their gradients, are summed into that position's receptive-field gradient, a block
-    /// of 64 lanes at a time held in registers; each field is then added to the image once. Each sum runs
-    /// over the winners in a fixed order, so nothing depends on the threads.
+    /// of 64 lanes at a time held in registers; each field is then added to the image
+    /// once. Each sum runs over the winners in a fixed order, so nothing depends on the
+    /// threads.
     /// `FMA`: multiply-adds fused (where the CPU has them: see [`has_fma`]).
     pub(super) fn winner_input_grad<FMA: bool>(s: &ConvSpec, g: &[f32], arg: &[u32], wcl: &[f32], sc: &mut WinnerScratch, dxi: &mut [f32]) {
         let (oh, ow) = s.out_hw();
@@ -78,7 +74,7 @@ multiversion! {
         let per_channel = g.len() / s.o;
         let madd = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
         // Counting sort of the non-zero winners by position.
-        let start = sized(&mut sc.start, oh * ow + 1);
+        let start = grown(&mut sc.start, oh * ow + 1);
         start.fill(0);
         for (&v, &pos) in g.iter().zip(arg) {
             start[pos as usize + 1] += (v != 0.0) as u32;
@@ -86,8 +82,8 @@ multiversion! {
         for p in 1..start.len() {
             start[p] += start[p - 1];
         }
-        let order = sized(&mut sc.order, start[oh * ow] as usize);
-        let next = sized(&mut sc.next, oh * ow);
+        let order = grown(&mut sc.order, start[oh * ow] as usize);
+        let next = grown(&mut sc.next, oh * ow);
         next.copy_from_slice(&start[..oh * ow]);
         for (o, (gs, args)) in g.chunks(per_channel).zip(arg.chunks(per_channel)).enumerate() {
             for (&v, &pos) in gs.iter().zip(args) {
@@ -98,11 +94,11 @@ multiversion! {
                 }
             }
         }
-        let buf = sized(&mut sc.buf, (s.h + 2 * py) * wp * c_n);
+        let buf = grown(&mut sc.buf, (s.h + 2 * py) * wp * c_n);
         buf.fill(0.0);
         let fp = padded_filter(s);
         let ohw = oh * ow;
-        let dp = sized(&mut sc.acc, ohw * fp);
+        let dp = grown(&mut sc.acc, ohw * fp);
         // Block-outer, so that one block of every filter (O·64 values) stays in L1 while
         // the positions go by.
         for b in 0..fp / BLOCK {

@@ -125,9 +125,11 @@ struct Scratch {
     list: Vec<(usize, usize, usize)>,
 }
 
-fn grown(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+/// The first `len` elements of scratch `v`, grown as needed (the contents are stale: callers
+/// overwrite or clear them).
+fn grown<T: Clone + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     if v.len() < len {
-        v.resize(len, 0.0);
+        v.resize(len, T::default());
     }
     &mut v[..len]
 }
@@ -343,8 +345,8 @@ fn backward_task<'a>(
     // G of the task's images side by side, [O, nb·OHW], for the GEMMs (the dense weight
     // gradient, the unpooled input gradient); position-major per image for the
     // spike-driven weight gradient.
-    let block = !spiking || (dx.is_some() && !pooled_dx);
-    let mut g_block = vec![0.0f32; if block { o_n * cols } else { 0 }];
+    let side_by_side = !spiking || (dx.is_some() && !pooled_dx);
+    let mut g_block = vec![0.0f32; if side_by_side { o_n * cols } else { 0 }];
     let mut gt = vec![0.0f32; if spiking { ohw * o_n } else { 0 }];
     let mut winners = WinnerScratch::default();
     let mut sc = Scratch::default();
@@ -354,7 +356,7 @@ fn backward_task<'a>(
         let gi = grad(i);
         gi.each(o_n, ohw, |o, pos, v| {
             db[o] += v;
-            if block {
+            if side_by_side {
                 g_block[o * cols + li * ohw + pos] += v;
             }
             if spiking {
