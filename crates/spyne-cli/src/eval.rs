@@ -6,12 +6,12 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use spyne::data::Mnist;
-use spyne::train::{evaluate, load_network, read_state};
+use spyne::train::{evaluate, load_network, read_state, TrainConfig};
 
 /// Arguments of `spyne eval`.
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A run directory, its checkpoint directory, or a model.safetensors file.
+    /// A run directory, its checkpoint directory, a model.safetensors file, or a NIR file.
     #[arg(long)]
     model: PathBuf,
     /// Directory holding the data set's four IDX files (else the run's own, then
@@ -30,8 +30,14 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     crate::threads::init(args.threads)?;
     let device = Device::flex();
-    let (config, model) = load_network(&args.model, &device)
-        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let (config, model) = if args.model.extension().is_some_and(|e| e == "nir") {
+        // A NIR file carries no training settings: tutorial 5's (25 steps, rate coding).
+        let imported = crate::nir::read(&args.model, None)?;
+        (TrainConfig::default(), imported.network(&device)?)
+    } else {
+        load_network(&args.model, &device)
+            .with_context(|| format!("loading the model from {}", args.model.display()))?
+    };
     let data = load_data(args.data.as_deref(), &args.model)?;
     let acc = evaluate(&model, &config, &data.test, args.batch_size.max(1))?;
     println!("test accuracy: {:.2}%", acc * 100.0);

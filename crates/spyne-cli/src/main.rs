@@ -5,6 +5,7 @@ mod bench;
 mod bench_layers;
 mod eval;
 mod model;
+mod nir;
 mod plot;
 mod settings;
 mod threads;
@@ -36,6 +37,10 @@ enum Command {
     /// Draw training curves, spike rasters, membrane traces or spike counts (PNG or SVG).
     #[command(subcommand)]
     Plot(plot::PlotCommand),
+    /// Write a saved model as a NIR file (for neuromorphic hardware and other frameworks).
+    Export(nir::ExportArgs),
+    /// Read a NIR file into a run directory that eval, plot and train --resume accept.
+    Import(nir::ImportArgs),
 }
 
 fn main() {
@@ -47,6 +52,8 @@ fn main() {
         Command::Model(args) => model::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Plot(cmd) => plot::run(cmd),
+        Command::Export(args) => nir::export(args),
+        Command::Import(args) => nir::import(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

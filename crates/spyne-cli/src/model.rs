@@ -12,7 +12,7 @@ use spyne::train::{load_network, ModelFile};
 /// Arguments of `spyne model`.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// `mlp`, `csnn`, a model file (TOML), or a run directory.
+    /// `mlp`, `csnn`, a model file (TOML), a NIR file (.nir), or a run directory.
     model: String,
     /// Also print the description as TOML (a model file that builds this network).
     #[arg(long)]
@@ -26,7 +26,9 @@ pub fn describe(choice: &str) -> Result<ModelSpec> {
         "csnn" => presets::csnn(),
         path => {
             let p = PathBuf::from(path);
-            if p.is_dir() || p.extension().is_some_and(|e| e == "safetensors") {
+            if p.extension().is_some_and(|e| e == "nir") {
+                crate::nir::read(&p, None)?.spec
+            } else if p.is_dir() || p.extension().is_some_and(|e| e == "safetensors") {
                 load_network(&p, &Device::flex())
                     .with_context(|| format!("loading the model from {}", p.display()))?
                     .1

@@ -37,6 +37,8 @@ pub mod layer;
 pub mod loss;
 pub mod model;
 pub mod neuron;
+#[cfg(feature = "nir")]
+pub mod nir;
 pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;

@@ -1,0 +1,83 @@
+//! NIR files written by the peers (tools/nir/peers_fixtures.py), imported by spyne: the
+//! peer's output spikes exactly and its membranes within 1e-5, on the stored inputs.
+#![cfg(feature = "nir")]
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use spyne::model::spec::LayerSpec;
+use spyne::neuron::Reset;
+use spyne::nir::{self, ImportOptions};
+use spyne::run::Run;
+use spyne::seq::Seq;
+use spyne::tensor::to_vec;
+use spyne::SpikingModel;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nir")
+        .join(name)
+}
+
+fn floats(v: &serde_json::Value, key: &str) -> Vec<f32> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn dims(v: &serde_json::Value, key: &str) -> [usize; 3] {
+    let d: Vec<usize> = v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    [d[0], d[1], d[2]]
+}
+
+/// Imports `<name>.nir`, runs it on the stored input and compares with the peer.
+fn reproduces(name: &str) {
+    let imported = nir::read(&fixture(&format!("{name}.nir")), &ImportOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for layer in &imported.spec.layers {
+        if let LayerSpec::Neuron(n) = layer {
+            assert_eq!(
+                n.reset,
+                Some(Reset::Zero),
+                "{name}: NIR's LIF is zero reset"
+            );
+        }
+    }
+    let device = Device::flex();
+    let net = imported.network(&device).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(&format!("{name}.json"))).unwrap()).unwrap();
+    let x = Tensor::<3>::from_data(
+        TensorData::new(floats(&record, "input"), dims(&record, "input_shape")),
+        &device,
+    );
+    let out = net.forward(Seq::new(x), &mut Run::new()).unwrap();
+    let spikes = to_vec(out.spikes);
+    let mems = to_vec(out.mems);
+    let (want_spikes, want_mems) = (floats(&record, "spikes"), floats(&record, "mems"));
+    assert_eq!(spikes.len(), want_spikes.len(), "{name}");
+    assert_eq!(spikes, want_spikes, "{name}: spikes");
+    assert!(
+        want_spikes.iter().any(|&s| s > 0.0),
+        "{name}: the fixture has spikes"
+    );
+    let worst = mems
+        .iter()
+        .zip(&want_mems)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5, "{name}: membranes differ by up to {worst}");
+}
+
+#[test]
+fn snntorch_mlp_export_reproduces_snntorch() {
+    reproduces("snntorch_mlp");
+}

@@ -1,0 +1,88 @@
+"""Writes the NIR fixtures spyne's import tests read (crates/spyne/tests/fixtures/nir/).
+
+    pip install torch snntorch==1.0.0 nir==1.0.8 nirtorch
+    python tools/nir/peers_fixtures.py
+
+For each network: `<name>.nir` (the peer's own export) and `<name>.json` (fixed input
+spikes `[T, B, in]` and the peer's output spikes and membranes `[T, B, out]`, run step by
+step in the peer). The peers' networks use zero reset, which is what NIR's LIF means, so the
+file describes them exactly.
+
+Known peer problems worked around here (nir 1.0.8, snntorch 1.0.0):
+- snntorch's export keeps the batch dimension in the Input shape: `ignore_dims=[0]`.
+- a scalar beta/threshold exports 0-d arrays that nir's type check rejects: pass one value
+  per neuron.
+"""
+import json
+import pathlib
+
+import nir
+import numpy as np
+import snntorch as snn
+import torch
+from snntorch.export_nir import export_to_nir
+
+OUT = pathlib.Path(__file__).resolve().parents[2] / "crates/spyne/tests/fixtures/nir"
+T, B = 12, 3
+
+
+def leaky(n, beta, output=False):
+    return snn.Leaky(
+        beta=torch.full((n,), beta),
+        threshold=torch.ones(n),
+        reset_mechanism="zero",
+        init_hidden=True,
+        output=output,
+    )
+
+
+def mlp():
+    """snntorch tutorial 5's MLP: 784-1000-10, beta 0.95."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 1000), leaky(1000, 0.95),
+        torch.nn.Linear(1000, 10), leaky(10, 0.95, output=True),
+    )
+    return net, (784,)
+
+
+def run(net, x):
+    """Steps the network; returns the output layer's spikes and membranes."""
+    for m in net.modules():
+        if isinstance(m, snn.SpikingNeuron):
+            m.reset_hidden()
+    spikes, mems = [], []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            spk, mem = net(x[t])
+            spikes.append(spk)
+            mems.append(mem)
+    return torch.stack(spikes), torch.stack(mems)
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, build in [("snntorch_mlp", mlp)]:
+        net, shape = build()
+        graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
+        nir.write(OUT / f"{name}.nir", graph)
+        g = torch.Generator().manual_seed(1)
+        # Rates high enough that the hidden and output layers spike.
+        x = (torch.rand(T, B, *shape, generator=g) < 0.3).float()
+        spikes, mems = run(net, x)
+        record = {
+            "peer": f"snntorch {snn.__version__}, nir {nir.version}",
+            "steps": T,
+            "batch": B,
+            "input": x.flatten().tolist(),
+            "input_shape": list(x.shape),
+            "spikes": spikes.flatten().tolist(),
+            "mems": mems.flatten().tolist(),
+            "output_shape": list(spikes.shape),
+        }
+        (OUT / f"{name}.json").write_text(json.dumps(record))
+        print(name, "output spikes:", int(spikes.sum()), "of", spikes.numel())
+
+
+if __name__ == "__main__":
+    main()
