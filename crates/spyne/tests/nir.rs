@@ -293,3 +293,57 @@ fn graphs_that_are_not_chains_are_refused() {
     let err = nir::import::from_graph(&g, &ImportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("feeds 2 nodes"), "{err}");
 }
+
+#[test]
+fn sum_pooling_reads_as_average_pooling_with_the_window_in_the_next_weights() {
+    let spec = ModelSpec::new([1, 4, 4])
+        .conv2d(2, 1)
+        .avg_pool2d(2)
+        .flatten()
+        .linear(3)
+        .neuron(NeuronSpec::leaky(0.9));
+    let net = build(spec);
+    let mut g = nir::export::to_graph(&net, &ExportOptions::default())
+        .unwrap()
+        .graph;
+    let Node::AvgPool2d {
+        kernel,
+        stride,
+        padding,
+    } = g.nodes["pool1"].node.clone()
+    else {
+        panic!()
+    };
+    g.nodes.get_mut("pool1").unwrap().node = Node::SumPool2d {
+        kernel,
+        stride,
+        padding,
+    };
+    let back = nir::import::from_graph(&g, &ImportOptions::default()).unwrap();
+    assert!(matches!(back.spec.layers[1], LayerSpec::AvgPool2d(_)));
+    let (w0, w1) = (
+        &params::export(&net)["fc1.weight"].values,
+        &back.params["fc1.weight"].values,
+    );
+    assert!(w0.iter().zip(w1).all(|(a, b)| *b == 4.0 * a));
+    assert_eq!(
+        params::export(&net)["fc1.bias"].values,
+        back.params["fc1.bias"].values
+    );
+
+    // Straight into a neuron there is nowhere to put the factor: an error, not a mean.
+    let spec = ModelSpec::new([1, 4, 4])
+        .conv2d(2, 1)
+        .avg_pool2d(2)
+        .neuron(NeuronSpec::leaky(0.9));
+    let mut g = nir::export::to_graph(&build(spec), &ExportOptions::default())
+        .unwrap()
+        .graph;
+    g.nodes.get_mut("pool1").unwrap().node = Node::SumPool2d {
+        kernel,
+        stride,
+        padding,
+    };
+    let err = nir::import::from_graph(&g, &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("SumPool2d"), "{err}");
+}

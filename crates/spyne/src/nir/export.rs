@@ -42,6 +42,13 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
             kind: layer.kind(),
             reason,
         };
+        if graph.nodes.contains_key(name) || name == "input" || name == "output" {
+            return Err(fail(
+                "the name is taken (NIR node names must differ, and input and output are the \
+                 graph's own)"
+                    .into(),
+            ));
+        }
         let p = |key: &str| {
             named
                 .get(&format!("{name}.{key}"))
@@ -241,11 +248,6 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
             META_LAYER.into(),
             Meta::Text(serde_json::to_string(layer).map_err(|e| fail(e.to_string()))?),
         );
-        if graph.nodes.contains_key(name) || name == "input" || name == "output" {
-            return Err(fail(
-                "the name is used twice (NIR node names must differ)".into(),
-            ));
-        }
         graph
             .nodes
             .insert(name.to_string(), Entry { node, metadata });

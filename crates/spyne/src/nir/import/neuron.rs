@@ -20,6 +20,14 @@ impl Builder {
                 entry.node.type_name()
             ))
         };
+        if self.pending_scale != 1.0 {
+            // A SumPool2d's factor has no weighted layer to go into before this neuron.
+            return Err(at(
+                "a SumPool2d feeds it with no Linear or Conv2d between; spyne has only \
+                 average pooling (use AvgPool2d, or put the sum's factor into the weights)"
+                    .into(),
+            ));
+        }
         let dt = self.dt;
         let (kind, beta, alpha, theta, scale, v_leak, v_reset, shape) = match &entry.node {
             Node::Lif {
