@@ -27,9 +27,10 @@ T, B = 12, 3
 
 
 def leaky(n, beta, output=False):
+    shape = n if isinstance(n, tuple) else (n,)
     return snn.Leaky(
-        beta=torch.full((n,), beta),
-        threshold=torch.ones(n),
+        beta=torch.full(shape, beta),
+        threshold=torch.ones(shape),
         reset_mechanism="zero",
         init_hidden=True,
         output=output,
@@ -44,6 +45,21 @@ def mlp():
         torch.nn.Linear(1000, 10), leaky(10, 0.95, output=True),
     )
     return net, (784,)
+
+
+def conv():
+    """A convolutional SNN with average pooling: Conv2d(1, 4, 3) → AvgPool2d(2) → Leaky →
+    Flatten → Linear(100, 5) → Leaky, on 1×12×12 inputs."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.AvgPool2d(2), leaky((4, 5, 5), 0.9),
+        torch.nn.Flatten(), torch.nn.Linear(100, 5), leaky(5, 0.9, output=True),
+    )
+    with torch.no_grad():
+        # PyTorch's initialisation is too weak for this small net to spike at all.
+        net[0].weight *= 3.0
+        net[4].weight *= 4.0
+    return net, (1, 12, 12)
 
 
 def run(net, x):
@@ -62,7 +78,7 @@ def run(net, x):
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, build in [("snntorch_mlp", mlp)]:
+    for name, build in [("snntorch_mlp", mlp), ("snntorch_conv_avgpool", conv)]:
         net, shape = build()
         graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
         nir.write(OUT / f"{name}.nir", graph)

@@ -35,7 +35,8 @@ fn dims(v: &serde_json::Value, key: &str) -> [usize; 3] {
         .iter()
         .map(|x| x.as_u64().unwrap() as usize)
         .collect();
-    [d[0], d[1], d[2]]
+    // [T, B, one sample's values]: the network reshapes to its own input shape.
+    [d[0], d[1], d[2..].iter().product()]
 }
 
 /// Imports `<name>.nir`, runs it on the stored input and compares with the peer.
@@ -80,4 +81,9 @@ fn reproduces(name: &str) {
 #[test]
 fn snntorch_mlp_export_reproduces_snntorch() {
     reproduces("snntorch_mlp");
+}
+
+#[test]
+fn snntorch_conv_net_with_average_pooling_reproduces_snntorch() {
+    reproduces("snntorch_conv_avgpool");
 }
