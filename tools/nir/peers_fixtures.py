@@ -62,6 +62,25 @@ def conv():
     return net, (1, 12, 12)
 
 
+def rleaky():
+    """A recurrent SNN: Linear(20, 8) → RLeaky(8, all-to-all) → Linear(8, 4) → Leaky."""
+    torch.manual_seed(0)
+    rec = snn.RLeaky(
+        beta=torch.full((8,), 0.9),
+        threshold=torch.ones(8),
+        linear_features=8,
+        reset_mechanism="zero",
+        init_hidden=True,
+    )
+    net = torch.nn.Sequential(
+        torch.nn.Linear(20, 8), rec, torch.nn.Linear(8, 4), leaky(4, 0.9, output=True),
+    )
+    with torch.no_grad():
+        net[0].weight *= 6.0
+        net[2].weight *= 8.0
+    return net, (20,)
+
+
 def run(net, x):
     """Steps the network; returns the output layer's spikes and membranes."""
     for m in net.modules():
@@ -78,7 +97,8 @@ def run(net, x):
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, build in [("snntorch_mlp", mlp), ("snntorch_conv_avgpool", conv)]:
+    for name, build in [("snntorch_mlp", mlp), ("snntorch_conv_avgpool", conv),
+                        ("snntorch_rleaky", rleaky)]:
         net, shape = build()
         graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
         nir.write(OUT / f"{name}.nir", graph)

@@ -87,3 +87,11 @@ fn snntorch_mlp_export_reproduces_snntorch() {
 fn snntorch_conv_net_with_average_pooling_reproduces_snntorch() {
     reproduces("snntorch_conv_avgpool");
 }
+
+#[test]
+fn snntorch_rleaky_export_reproduces_snntorch() {
+    // snntorch writes the recurrent layer flattened: '1.lif' ↔ '1.w_rec' on a cycle.
+    let imported = nir::read(&fixture("snntorch_rleaky.nir"), &ImportOptions::default()).unwrap();
+    assert!(imported.params.contains_key("1.lif.recurrent.weight"));
+    reproduces("snntorch_rleaky");
+}

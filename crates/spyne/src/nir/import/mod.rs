@@ -6,6 +6,8 @@
 
 mod neuron;
 
+use std::collections::BTreeMap;
+
 use super::graph::{Array, Entry, Graph, Meta, Node};
 use super::{ImportOptions, Imported, META_DT, META_LAYER};
 use crate::error::{Error, Result};
@@ -29,7 +31,7 @@ pub fn from_graph(graph: &Graph, options: &ImportOptions) -> Result<Imported> {
     if !(dt.is_finite() && dt > 0.0) {
         return Err(Error::invalid("dt", format!("must be positive, got {dt}")));
     }
-    let chain = chain(graph)?;
+    let (chain, feedback) = chain(graph)?;
     let input = match &graph.nodes[&chain[0]].node {
         Node::Input { shape } => shape.clone(),
         _ => unreachable!("the chain starts at the Input node"),
@@ -42,7 +44,10 @@ pub fn from_graph(graph: &Graph, options: &ImportOptions) -> Result<Imported> {
         pending_scale: 1.0,
     };
     for name in &chain[1..chain.len() - 1] {
-        b.node(name, &graph.nodes[name])?;
+        match feedback.get(name) {
+            Some(w) => b.neuron(name, &graph.nodes[name], Some(&graph.nodes[w].node))?,
+            None => b.node(name, &graph.nodes[name])?,
+        }
     }
     let output = match &graph.nodes[chain.last().expect("non-empty")].node {
         Node::Output { shape } => shape.clone(),
@@ -73,8 +78,9 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::invalid("nir graph", reason)
 }
 
-/// The node names from Input to Output, each feeding the next.
-fn chain(graph: &Graph) -> Result<Vec<String>> {
+/// The node names from Input to Output, each feeding the next, and the neurons with a
+/// feedback weight of their own (flattened recurrent layers: neuron → weight name).
+fn chain(graph: &Graph) -> Result<(Vec<String>, BTreeMap<String, String>)> {
     let inputs: Vec<&String> = graph
         .nodes
         .iter()
@@ -96,17 +102,34 @@ fn chain(graph: &Graph) -> Result<Vec<String>> {
             }
         }
     }
+    // snntorch writes RLeaky flattened into the graph: a weight node whose only input and
+    // only output is one LIF/CubaLIF node. Such a weight is that neuron's feedback.
+    let feedback: BTreeMap<String, String> = graph
+        .nodes
+        .iter()
+        .filter(|(_, e)| matches!(e.node, Node::Affine { .. } | Node::Linear { .. }))
+        .filter_map(|(w, _)| {
+            let succ: Vec<&str> = graph.successors(w).collect();
+            let pred: Vec<&str> = graph.predecessors(w).collect();
+            match (&succ[..], &pred[..]) {
+                ([c], [d]) if c == d && is_cell(&graph.nodes[*c].node) => {
+                    Some((c.to_string(), w.clone()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let is_feedback = |n: &str| feedback.values().any(|w| w == n);
     let mut chain = vec![start.clone()];
     loop {
         let here = chain.last().expect("non-empty");
         if matches!(graph.nodes[here].node, Node::Output { .. }) {
             break;
         }
-        let next: Vec<&str> = graph.successors(here).collect();
+        let next: Vec<&str> = graph.successors(here).filter(|n| !is_feedback(n)).collect();
         let [next] = next[..] else {
             return Err(bad(format!(
-                "node '{here}' feeds {} nodes ({}); spyne reads chains of layers (a cycle \
-                 belongs in a nested graph, as snntorch writes RLeaky)",
+                "node '{here}' feeds {} nodes ({}); spyne reads chains of layers",
                 next.len(),
                 next.join(", ")
             )));
@@ -114,15 +137,19 @@ fn chain(graph: &Graph) -> Result<Vec<String>> {
         if chain.iter().any(|c| c == next) {
             return Err(bad(format!("the graph has a cycle through '{next}'")));
         }
-        if graph.predecessors(next).count() != 1 {
+        if graph.predecessors(next).filter(|n| !is_feedback(n)).count() != 1 {
             return Err(bad(format!(
                 "node '{next}' has several inputs; spyne reads chains of layers"
             )));
         }
         chain.push(next.to_string());
     }
-    if chain.len() != graph.nodes.len() {
-        let extra: Vec<&String> = graph.nodes.keys().filter(|k| !chain.contains(k)).collect();
+    if chain.len() + feedback.len() != graph.nodes.len() {
+        let extra: Vec<&String> = graph
+            .nodes
+            .keys()
+            .filter(|k| !chain.contains(k) && !is_feedback(k))
+            .collect();
         return Err(bad(format!(
             "nodes off the path from input to output: {}",
             extra
@@ -132,7 +159,11 @@ fn chain(graph: &Graph) -> Result<Vec<String>> {
                 .join(", ")
         )));
     }
-    Ok(chain)
+    Ok((chain, feedback))
+}
+
+fn is_cell(node: &Node) -> bool {
+    matches!(node, Node::Lif { .. } | Node::CubaLif { .. })
 }
 
 struct Builder {
