@@ -121,7 +121,7 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
             LayerSpec::Neuron(s) => {
                 let reset = s.reset.unwrap_or_default();
                 if reset != Reset::Zero {
-                    zero_reset_warnings.push(format!("{name} ({reset:?} reset)").to_lowercase());
+                    zero_reset_warnings.push(format!("{name} ({} reset)", reset_name(reset)));
                 }
                 let spread = |key: &str| -> Result<Array> {
                     let v = p(key)?;
@@ -136,17 +136,7 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
                     META_LAYER.into(),
                     Meta::Text(serde_json::to_string(layer).map_err(|e| fail(e.to_string()))?),
                 );
-                metadata.insert(
-                    META_RESET.into(),
-                    Meta::Text(
-                        match reset {
-                            Reset::Subtract => "subtract",
-                            Reset::Zero => "zero",
-                            Reset::None => "none",
-                        }
-                        .into(),
-                    ),
-                );
+                metadata.insert(META_RESET.into(), Meta::Text(reset_name(reset).into()));
                 let exact = |key: &str| -> Result<Meta> {
                     let v = p(key)?;
                     Ok(Meta::Numbers(Array::from_f32(&v.shape, &v.values)))
@@ -273,6 +263,15 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
         )]
     };
     Ok(Exported { graph, warnings })
+}
+
+/// The reset as `spyne_reset` and the warnings write it.
+fn reset_name(reset: Reset) -> &'static str {
+    match reset {
+        Reset::Subtract => "subtract",
+        Reset::Zero => "zero",
+        Reset::None => "none",
+    }
 }
 
 /// A neuron parameter (one value, one per channel, or one per neuron) spread over the
