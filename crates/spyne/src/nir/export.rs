@@ -54,6 +54,11 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
                 .get(&format!("{name}.{key}"))
                 .ok_or_else(|| fail(format!("has no parameter {key}")))
         };
+        let mut metadata = super::graph::Metadata::new();
+        metadata.insert(
+            META_LAYER.into(),
+            Meta::Text(serde_json::to_string(layer).map_err(|e| fail(e.to_string()))?),
+        );
         let node = match layer {
             LayerSpec::Linear(s) => {
                 let w = p("weight")?;
@@ -131,11 +136,6 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
                 let theta = spread("threshold")?;
                 let zeros = theta.map(|_| 0.0);
                 let decay_tau = |a: &Array| a.map(|x| dt / (1.0 - x));
-                let mut metadata = super::graph::Metadata::new();
-                metadata.insert(
-                    META_LAYER.into(),
-                    Meta::Text(serde_json::to_string(layer).map_err(|e| fail(e.to_string()))?),
-                );
                 metadata.insert(META_RESET.into(), Meta::Text(reset_name(reset).into()));
                 let exact = |key: &str| -> Result<Meta> {
                     let v = p(key)?;
@@ -208,36 +208,12 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
                     .iter()
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .collect();
-                    graph.nodes.insert(
-                        name.to_string(),
-                        Entry {
-                            node: Node::Graph(sub),
-                            metadata,
-                        },
-                    );
-                    graph.edges.push((previous, name.to_string()));
-                    previous = name.to_string();
-                    in_shape = out_shape.clone();
-                    continue;
+                    Node::Graph(sub)
+                } else {
+                    cell
                 }
-                graph.nodes.insert(
-                    name.to_string(),
-                    Entry {
-                        node: cell,
-                        metadata,
-                    },
-                );
-                graph.edges.push((previous, name.to_string()));
-                previous = name.to_string();
-                in_shape = out_shape.clone();
-                continue;
             }
         };
-        let mut metadata = super::graph::Metadata::new();
-        metadata.insert(
-            META_LAYER.into(),
-            Meta::Text(serde_json::to_string(layer).map_err(|e| fail(e.to_string()))?),
-        );
         graph
             .nodes
             .insert(name.to_string(), Entry { node, metadata });
