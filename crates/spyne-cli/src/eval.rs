@@ -32,7 +32,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let device = Device::flex();
     let (config, model) = if args.model.extension().is_some_and(|e| e == "nir") {
         // A NIR file carries no training settings: tutorial 5's (25 steps, rate coding).
-        let imported = crate::nir::read(&args.model, None)?;
+        let imported = crate::nir::read(&args.model)?;
         (TrainConfig::default(), imported.network(&device)?)
     } else {
         load_network(&args.model, &device)

@@ -27,7 +27,7 @@ pub fn describe(choice: &str) -> Result<ModelSpec> {
         path => {
             let p = PathBuf::from(path);
             if p.extension().is_some_and(|e| e == "nir") {
-                crate::nir::read(&p, None)?.spec
+                crate::nir::read(&p)?.spec
             } else if p.is_dir() || p.extension().is_some_and(|e| e == "safetensors") {
                 load_network(&p, &Device::flex())
                     .with_context(|| format!("loading the model from {}", p.display()))?

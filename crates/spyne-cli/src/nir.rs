@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
-use spyne::nir::{self, ExportOptions, ImportOptions};
+use spyne::nir::{self, Convention, ExportOptions, ImportOptions};
 use spyne::train::{load_network, CheckpointDir, TrainConfig, Trainer};
 
 /// Arguments of `spyne export`.
@@ -30,9 +30,15 @@ pub struct ImportArgs {
     /// The run directory to write (for `eval`, `plot` and `train --resume`).
     #[arg(long)]
     out: PathBuf,
-    /// The time step in seconds that maps τ onto β (default: the file's own, else 1e-4).
+    /// The time step in seconds that maps τ onto β (default: the file's own, else 1e-4,
+    /// or 1e-3 for Norse's files).
     #[arg(long)]
     dt: Option<f64>,
+    /// Whose meaning the file's neurons follow: `nir` (the standard), `snntorch` (its
+    /// Synaptic and recurrent layers ran snntorch's zero reset) or `norse` (Norse 1.1's
+    /// `to_nir`, which writes dt·τ for τ).
+    #[arg(long, default_value = "nir")]
+    convention: Convention,
 }
 
 /// Runs `spyne export`.
@@ -53,14 +59,23 @@ pub fn export(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads a NIR file as a network, with the context the CLI reports.
-pub fn read(file: &std::path::Path, dt: Option<f64>) -> Result<nir::Imported> {
-    nir::read(file, &ImportOptions { dt }).with_context(|| format!("importing {}", file.display()))
+/// Reads a NIR file (of NIR's own convention, with the file's dt) as a network, with the
+/// context the CLI reports.
+pub fn read(file: &std::path::Path) -> Result<nir::Imported> {
+    read_with(file, &ImportOptions::default())
+}
+
+fn read_with(file: &std::path::Path, options: &ImportOptions) -> Result<nir::Imported> {
+    nir::read(file, options).with_context(|| format!("importing {}", file.display()))
 }
 
 /// Runs `spyne import`.
 pub fn import(args: ImportArgs) -> Result<()> {
-    let imported = read(&args.file, args.dt)?;
+    let options = ImportOptions {
+        dt: args.dt,
+        convention: args.convention,
+    };
+    let imported = read_with(&args.file, &options)?;
     let net = imported
         .network(&Device::flex().autodiff())
         .with_context(|| format!("building the model of {}", args.file.display()))?;

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 use spyne::data::Dataset;
 use spyne::loss::LossKind;
-use spyne::model::{presets, LayerSpec, ModelSpec, NeuronKind, NeuronSpec};
+use spyne::model::{presets, LayerSpec, ModelSpec, Network, NeuronKind, NeuronSpec};
 use spyne::neuron::{Reset, Value};
 use spyne::setting::{named_opt, Setting};
 use spyne::spikegen::Encoding;
@@ -96,7 +96,8 @@ pub struct Settings {
     #[arg(long, value_parser = parse::<Surrogate>)]
     #[serde(deserialize_with = "named_opt")]
     pub surrogate: Option<Surrogate>,
-    /// Every neuron layer's reset: subtract, zero or none [default: subtract].
+    /// Every neuron layer's reset: subtract, zero, none or zero-then-integrate (NIR's
+    /// v ← 0, then integrate) [default: subtract].
     #[arg(long, value_parser = parse_reset)]
     pub reset: Option<Reset>,
 }
@@ -225,16 +226,33 @@ pub enum ModelChoice {
     Csnn,
     /// A model file (TOML).
     File(PathBuf),
+    /// A NIR file: its network with its weights, fine-tuned.
+    Nir(PathBuf),
 }
 
 impl ModelChoice {
-    /// `mlp`, `csnn` or a path.
+    /// `mlp`, `csnn` or a path (`.nir` for NIR files).
     pub fn parse(s: &str) -> ModelChoice {
         match s {
             "mlp" => ModelChoice::Mlp,
             "csnn" => ModelChoice::Csnn,
+            path if Path::new(path).extension().is_some_and(|e| e == "nir") => {
+                ModelChoice::Nir(PathBuf::from(path))
+            }
             path => ModelChoice::File(PathBuf::from(path)),
         }
+    }
+
+    /// Sets the parameters of `net`, built from this choice's description, to the ones the
+    /// choice carries: a NIR file's weights. The other choices keep the seeded
+    /// initialisation.
+    pub fn load_weights(&self, net: &mut Network) -> Result<()> {
+        if let ModelChoice::Nir(path) = self {
+            crate::nir::read(path)?
+                .load_into(net)
+                .with_context(|| format!("loading the weights of {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// The network and training settings of this choice with `settings` applied, for
@@ -269,6 +287,16 @@ impl ModelChoice {
                     ModelChoice::File(path) => {
                         let file = ModelFile::read(path)?;
                         (file.train.unwrap_or_default(), file.model)
+                    }
+                    ModelChoice::Nir(path) => {
+                        if settings.beta.is_some()
+                            || settings.alpha.is_some()
+                            || settings.threshold.is_some()
+                        {
+                            bail!("--beta, --alpha and --threshold would be replaced by the values in {}; fine-tuning starts from the file's", path.display());
+                        }
+                        // A NIR file carries no training settings: tutorial 5's.
+                        (TrainConfig::default(), crate::nir::read(path)?.spec)
                     }
                     ModelChoice::Mlp => unreachable!("handled above"),
                 }

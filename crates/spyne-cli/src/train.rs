@@ -19,7 +19,8 @@ use crate::settings::{ModelChoice, Settings};
 /// 6 for `csnn`).
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The network: `mlp` (snntorch tutorial 5), `csnn` (tutorial 6), or a model file (TOML).
+    /// The network: `mlp` (snntorch tutorial 5), `csnn` (tutorial 6), a model file (TOML),
+    /// or a NIR file (.nir) to fine-tune.
     #[arg(long, default_value = "mlp")]
     model: String,
     /// TOML file of settings (flags override it).
@@ -96,7 +97,8 @@ fn prepare(args: &TrainArgs) -> Result<Prepared> {
     settings.check()?;
     let threads = crate::threads::init(settings.threads.unwrap_or(0))?;
     let data = Mnist::locate_and_load(args.data.as_deref()).context("loading the data set")?;
-    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
+    let choice = ModelChoice::parse(&args.model);
+    let (config, spec) = choice.resolve(&settings, &data.train)?;
     if config.batch_size > data.train.len() {
         bail!(
             "the batch size {} is larger than the training set ({} samples): no batch would train",
@@ -107,7 +109,8 @@ fn prepare(args: &TrainArgs) -> Result<Prepared> {
     if args.print_model {
         crate::model::print_summary(&spec)?;
     }
-    let trainer = Trainer::from_spec(config, &spec, &device).context("building the model")?;
+    let mut trainer = Trainer::from_spec(config, &spec, &device).context("building the model")?;
+    choice.load_weights(&mut trainer.model)?;
     let classes = data.train.classes().max(data.test.classes());
     let outputs = trainer.model.outputs();
     if outputs < classes {

@@ -12,7 +12,12 @@ use spyne::neuron::*;
 #[test]
 fn leaky_fused_equals_composed() {
     let dev = grad_device();
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         for s in surrogates() {
             for static_input in [false, true] {
                 for init in [None, Some(1)] {
@@ -44,7 +49,12 @@ fn leaky_fused_equals_composed() {
 #[test]
 fn synaptic_fused_equals_composed() {
     let dev = grad_device();
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         for s in surrogates() {
             for static_input in [false, true] {
                 for init in [None, Some(2)] {
@@ -75,7 +85,12 @@ fn synaptic_fused_equals_composed() {
 #[test]
 fn lapicque_runs_on_the_synaptic_kernel_exactly() {
     let dev = grad_device();
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         for init in [None, Some(1)] {
             let n = LapicqueConfig::from_rc(2.0, 1.5)
                 .with_time_step(0.7)

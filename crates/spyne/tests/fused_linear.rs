@@ -94,7 +94,12 @@ fn describe<M: std::fmt::Debug>(n: &M) -> String {
 #[test]
 fn layer_plus_linear_fused_equals_composed() {
     let dev = grad_device();
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         for s in [
             Surrogate::atan(),
             Surrogate::fast_sigmoid(),

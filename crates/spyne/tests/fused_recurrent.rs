@@ -73,7 +73,12 @@ fn agree_close(what: &str, composed: Outcome, fused: Outcome, zero_ok: Option<us
 fn recurrent_neurons_fused_equal_composed() {
     let dev = grad_device();
     // Spike states must be 0/1 in a real run: start them from the layer's own firing.
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         for all_to_all in [true, false] {
             for static_input in [false, true] {
                 let kind = if all_to_all {

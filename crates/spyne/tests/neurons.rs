@@ -126,6 +126,13 @@ fn synaptic_every_reset() {
         &[0., 0., 1., 0., 0., 1.],
         &[0.3, 0.69, 1.077, 0.0, 0.58125, 1.055625],
     );
+    // Zero-then-integrate: the step after a spike integrates its current from U = 0.
+    check(
+        &n(Reset::ZeroThenIntegrate),
+        &x,
+        &[0., 0., 1., 0., 1., 0.],
+        &[0.3, 0.69, 1.077, 0.5625, 1.03125, 0.590625],
+    );
     check(
         &n(Reset::None),
         &x,
@@ -170,6 +177,12 @@ fn lapicque_from_beta_every_reset() {
         &[0., 0., 1., 0., 0., 0.],
         &[0.421442, 0.798481, 1.135794, 0.0, 0.421442, 0.798481],
     );
+    check(
+        &n(Reset::ZeroThenIntegrate),
+        &x,
+        &[0., 0., 1., 0., 0., 1.],
+        &[0.421442, 0.798481, 1.135794, 0.421442, 0.798481, 1.135794],
+    );
 }
 
 #[test]
@@ -203,6 +216,13 @@ fn rleaky_feeds_spikes_back() {
         &x,
         &[0., 0., 1., 0., 0., 0.],
         &[0.5, 0.95, 1.355, 0.0, 0.5, 0.95],
+    );
+    // U = 0 after the spike, then the input and the fed-back spike: 0.5 + 0.5, not above θ.
+    check(
+        &n(Reset::ZeroThenIntegrate),
+        &x,
+        &[0., 0., 1., 0., 1., 0.],
+        &[0.5, 0.95, 1.355, 1.0, 1.4, 1.0],
     );
 }
 
@@ -294,7 +314,12 @@ fn multi_equals_single<N: Neuron + std::fmt::Debug>(n: &N) {
 #[test]
 fn multi_step_equals_single_step_for_every_neuron() {
     let dev = cpu();
-    for r in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for r in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         multi_equals_single(&LeakyConfig::new(0.8).with_reset(r).init(&dev).unwrap());
         multi_equals_single(
             &SynapticConfig::new(0.6, 0.8)
@@ -308,13 +333,15 @@ fn multi_step_equals_single_step_for_every_neuron() {
                 .init(&dev)
                 .unwrap(),
         );
-        multi_equals_single(
-            &AlphaConfig::new(0.9, 0.7)
-                .with_threshold(0.3)
-                .with_reset(r)
-                .init(&dev)
-                .unwrap(),
-        );
+        let alpha = AlphaConfig::new(0.9, 0.7).with_threshold(0.3).with_reset(r);
+        if r == Reset::ZeroThenIntegrate {
+            assert!(
+                alpha.init(&dev).is_err(),
+                "Alpha has no zero-then-integrate"
+            );
+        } else {
+            multi_equals_single(&alpha.init(&dev).unwrap());
+        }
         let kind = RecurrentKind::AllToAll { features: 4 };
         multi_equals_single(
             &RLeakyConfig::new(0.8, kind.clone())

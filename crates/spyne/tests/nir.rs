@@ -106,7 +106,12 @@ fn fast() -> Surrogate {
 
 #[test]
 fn mlp_round_trips_for_every_reset() {
-    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+    for reset in [
+        Reset::Subtract,
+        Reset::Zero,
+        Reset::None,
+        Reset::ZeroThenIntegrate,
+    ] {
         let lif = NeuronSpec::leaky(0.95).with_reset(reset);
         let spec = ModelSpec::new([20])
             .linear(16)
@@ -195,7 +200,7 @@ fn export_writes_snntorch_parameters_and_the_reset_in_metadata() {
         panic!("{:?}", exported.warnings)
     };
     assert!(
-        warning.contains("lif1") && warning.contains("zero-reset"),
+        warning.contains("lif1 (subtract reset)") && warning.contains("zero-then-integrate"),
         "{warning}"
     );
     assert_eq!(
@@ -228,7 +233,13 @@ fn a_different_dt_reads_different_decays() {
     let exported = nir::export::to_graph(&net, &ExportOptions { dt: 1e-3 }).unwrap();
     let same = nir::import::from_graph(&exported.graph, &ImportOptions::default()).unwrap();
     assert_eq!(same.dt, 1e-3, "the file's own dt is the default");
-    let other = nir::import::from_graph(&exported.graph, &ImportOptions { dt: Some(1e-4) });
+    let other = nir::import::from_graph(
+        &exported.graph,
+        &ImportOptions {
+            dt: Some(1e-4),
+            ..Default::default()
+        },
+    );
     let other = other.unwrap();
     // τ = 1e-3 / 0.1 = 1e-2; with dt = 1e-4, β = 1 − 1e-4 / 1e-2 = 0.99, and the input scale
     // r·dt/τ = 0.1 is folded into fc1's weights.
@@ -346,4 +357,23 @@ fn sum_pooling_reads_as_average_pooling_with_the_window_in_the_next_weights() {
     };
     let err = nir::import::from_graph(&g, &ImportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("SumPool2d"), "{err}");
+}
+
+#[test]
+fn export_warns_for_every_reset_other_readers_run_differently() {
+    // Leaky's zero reset is NIR's v ← 0; Synaptic's (snntorch's) drops the next step's input.
+    let warned = |kind_reset: NeuronSpec| -> Vec<String> {
+        let spec = ModelSpec::new([6])
+            .linear(4)
+            .neuron(kind_reset.named("cell"));
+        let net = spec.init(&mut TorchRng::new(0), &Device::flex()).unwrap();
+        nir::export::to_graph(&net, &ExportOptions::default())
+            .unwrap()
+            .warnings
+    };
+    assert!(warned(NeuronSpec::leaky(0.9).with_reset(Reset::Zero)).is_empty());
+    assert!(warned(NeuronSpec::leaky(0.9).with_reset(Reset::ZeroThenIntegrate)).is_empty());
+    assert!(warned(NeuronSpec::synaptic(0.8, 0.9).with_reset(Reset::ZeroThenIntegrate)).is_empty());
+    let w = warned(NeuronSpec::synaptic(0.8, 0.9).with_reset(Reset::Zero));
+    assert!(w.len() == 1 && w[0].contains("cell (zero reset)"), "{w:?}");
 }

@@ -1,13 +1,15 @@
 //! NIR files written by the peers (tools/nir/peers_fixtures.py), imported by spyne: the
 //! peer's output spikes exactly and its membranes within 1e-5, on the stored inputs.
+//! snntorch reports the membrane before its reset, as spyne does; Norse after it (v_reset,
+//! 0, on a spike step).
 #![cfg(feature = "nir")]
 
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use spyne::model::spec::LayerSpec;
+use spyne::model::spec::{LayerSpec, NeuronKind};
 use spyne::neuron::Reset;
-use spyne::nir::{self, ImportOptions};
+use spyne::nir::{self, Convention, ImportOptions};
 use spyne::run::Run;
 use spyne::seq::Seq;
 use spyne::tensor::to_vec;
@@ -41,15 +43,26 @@ fn dims(v: &serde_json::Value, key: &str) -> [usize; 3] {
 
 /// Imports `<name>.nir`, runs it on the stored input and compares with the peer.
 fn reproduces(name: &str) {
-    let imported = nir::read(&fixture(&format!("{name}.nir")), &ImportOptions::default())
+    let norse = name.starts_with("norse");
+    let convention = if norse {
+        Convention::Norse
+    } else {
+        Convention::Snntorch
+    };
+    let options = ImportOptions {
+        dt: None,
+        convention,
+    };
+    let imported = nir::read(&fixture(&format!("{name}.nir")), &options)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     for layer in &imported.spec.layers {
         if let LayerSpec::Neuron(n) = layer {
-            assert_eq!(
-                n.reset,
-                Some(Reset::Zero),
-                "{name}: NIR's LIF is zero reset"
-            );
+            // snntorch's networks ran its zero reset; Norse's v ← 0 then integrates.
+            let want = match (convention, n.kind) {
+                (Convention::Norse, NeuronKind::Synaptic) => Reset::ZeroThenIntegrate,
+                _ => Reset::Zero,
+            };
+            assert_eq!(n.reset, Some(want), "{name}: {:?}", n.kind);
         }
     }
     let device = Device::flex();
@@ -62,7 +75,12 @@ fn reproduces(name: &str) {
     );
     let out = net.forward(Seq::new(x), &mut Run::new()).unwrap();
     let spikes = to_vec(out.spikes);
-    let mems = to_vec(out.mems);
+    let mut mems = to_vec(out.mems);
+    if norse {
+        for (m, s) in mems.iter_mut().zip(&spikes) {
+            *m *= 1.0 - s;
+        }
+    }
     let (want_spikes, want_mems) = (floats(&record, "spikes"), floats(&record, "mems"));
     assert_eq!(spikes.len(), want_spikes.len(), "{name}");
     assert_eq!(spikes, want_spikes, "{name}: spikes");
@@ -94,4 +112,58 @@ fn snntorch_rleaky_export_reproduces_snntorch() {
     let imported = nir::read(&fixture("snntorch_rleaky.nir"), &ImportOptions::default()).unwrap();
     assert!(imported.params.contains_key("1.lif.recurrent.weight"));
     reproduces("snntorch_rleaky");
+}
+
+#[test]
+fn snntorch_rleaky_read_as_standard_nir_integrates_after_a_spike() {
+    // Without the snntorch convention the file means what NIR says: v ← 0, then integrate.
+    let imported = nir::read(&fixture("snntorch_rleaky.nir"), &ImportOptions::default()).unwrap();
+    let resets: Vec<_> = imported
+        .spec
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            LayerSpec::Neuron(n) => Some((n.kind, n.reset)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        [
+            (NeuronKind::RLeaky, Some(Reset::ZeroThenIntegrate)),
+            (NeuronKind::Leaky, Some(Reset::Zero))
+        ]
+    );
+}
+
+#[test]
+fn norse_lif_box_export_reproduces_norse() {
+    // Norse writes tau = dt·τ with dt = 1 ms; read by its convention: β = 1 − dt/τ.
+    let imported = nir::read(
+        &fixture("norse_lif.nir"),
+        &ImportOptions {
+            dt: None,
+            convention: Convention::Norse,
+        },
+    )
+    .unwrap();
+    assert_eq!(imported.dt, 1e-3);
+    let beta = &imported.params["1.beta"].values;
+    assert!(
+        (beta[0] - 0.9).abs() < 1e-6,
+        "β of τ = 10 ms at 1 ms: {beta:?}"
+    );
+    reproduces("norse_lif");
+}
+
+#[test]
+fn norse_lif_cell_export_reproduces_norse() {
+    reproduces("norse_cubalif");
+}
+
+#[test]
+fn norse_file_read_as_standard_nir_is_refused_not_misread() {
+    // Read as NIR means it, Norse's τ = 10 µs at dt = 0.1 ms gives β = −9: no decay.
+    let err = nir::read(&fixture("norse_lif.nir"), &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("β"), "{err}");
 }

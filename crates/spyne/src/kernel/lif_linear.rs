@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::lif::{
     input_row, load_state, monomorphize, multiversion, recompute_row, reset_code, spike,
     split_params, step, step_row, store_state, sum_in_order, tasks, Params, Rows, Shared,
-    StateGrads, Walk, NONE, SUB, ZERO,
+    StateGrads, Walk, NONE, SUB, ZERO, ZTI,
 };
 use super::{LifKind, LifSpec};
 use crate::surrogate::{with_surrogate_code, DerivativeRef};

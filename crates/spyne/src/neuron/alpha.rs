@@ -61,6 +61,13 @@ impl AlphaConfig {
                 ));
             }
         }
+        if self.reset == Reset::ZeroThenIntegrate {
+            return Err(Error::invalid(
+                "reset",
+                "Alpha has no zero-then-integrate reset (its membrane is made of two currents); \
+                 use subtract, zero or none",
+            ));
+        }
         Ok(Alpha {
             alpha: self.alpha.param(self.learn_decays, device),
             beta: self.beta.param(self.learn_decays, device),
@@ -155,7 +162,7 @@ impl Neuron for Alpha {
                 mem + r * state.syn_inh,
             ),
             Reset::Zero => (exc * keep.clone(), inh * keep.clone(), mem * keep),
-            Reset::None => (exc, inh, mem),
+            Reset::None | Reset::ZeroThenIntegrate => (exc, inh, mem),
         };
         let spk = self.core.fire(mem.clone(), theta);
         Ok((

@@ -14,10 +14,19 @@ pub enum Reset {
     /// Subtract the threshold: `U ← U − θ` (default).
     #[default]
     Subtract,
-    /// Reset to zero.
+    /// Reset to zero as snntorch 1.0's `reset_mechanism="zero"` does: Leaky zeroes the
+    /// previous membrane, `U[t] = β·(1 − r[t])·U[t−1] + I[t]`, while Lapicque, Synaptic,
+    /// RLeaky and RSynaptic clear the whole new value, `U[t] = (1 − r[t])·(β·U[t−1] + …)`,
+    /// so that the step after a spike ignores its input.
     Zero,
     /// No reset.
     None,
+    /// Zero the membrane, then integrate the step's input: `U[t] = β·(1 − r[t])·U[t−1] + …`
+    /// for every neuron. This is NIR's `v ← v_reset` with `v_reset = 0`, what Norse does and
+    /// what snntorch's zero reset does with `reset_delay=False`. For Leaky it is the same as
+    /// [`Reset::Zero`]; Alpha has none.
+    #[serde(rename = "zero-then-integrate")]
+    ZeroThenIntegrate,
 }
 
 impl Reset {
@@ -27,9 +36,10 @@ impl Reset {
             "subtract" => Ok(Reset::Subtract),
             "zero" => Ok(Reset::Zero),
             "none" => Ok(Reset::None),
+            "zero-then-integrate" => Ok(Reset::ZeroThenIntegrate),
             other => Err(Error::invalid(
                 "reset",
-                format!("unknown reset mechanism '{other}' (expected subtract, zero or none)"),
+                format!("unknown reset mechanism '{other}' (expected subtract, zero, none or zero-then-integrate)"),
             )),
         }
     }
@@ -140,13 +150,23 @@ impl SpikeCore {
         self.surrogate.spike(mem - theta)
     }
 
+    /// The previous membrane as the step integrates it: `(1 − r)·U[t−1]` for
+    /// [`Reset::ZeroThenIntegrate`], else unchanged.
+    pub fn reset_before(&self, prev_mem: Tensor<2>, r: &Tensor<2>) -> Tensor<2> {
+        match self.reset {
+            Reset::ZeroThenIntegrate => prev_mem.clone() - r.clone() * prev_mem,
+            _ => prev_mem,
+        }
+    }
+
     /// Applies the reset to a freshly computed membrane `base`, the way Lapicque, Synaptic,
-    /// RLeaky and RSynaptic do in snntorch: subtract `r·θ`, or zero the whole new value.
+    /// RLeaky and RSynaptic do in snntorch: subtract `r·θ`, or zero the whole new value
+    /// (zero-then-integrate reset before, in [`SpikeCore::reset_before`]).
     pub fn reset_after(&self, base: Tensor<2>, r: Tensor<2>, theta: Tensor<2>) -> Tensor<2> {
         match self.reset {
             Reset::Subtract => base - r * theta,
             Reset::Zero => base.clone() - r * base,
-            Reset::None => base,
+            Reset::None | Reset::ZeroThenIntegrate => base,
         }
     }
 }

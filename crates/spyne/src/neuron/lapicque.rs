@@ -146,7 +146,8 @@ impl Neuron for Lapicque {
         expect_dims(&state.mem, batch, n, "Lapicque state vs input")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let base = input.mul_scalar(self.gain) + state.mem.mul_scalar(self.decay);
+        let base = input.mul_scalar(self.gain)
+            + self.core.reset_before(state.mem, &r).mul_scalar(self.decay);
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk, LeakyState { mem }))

@@ -126,7 +126,7 @@ impl Neuron for Leaky {
         let r = self.core.reset_signal(&prev, &theta);
         let mem = match self.core.reset {
             Reset::Subtract => prev * beta + input - r * theta.clone(),
-            Reset::Zero => (prev.clone() - r * prev) * beta + input,
+            Reset::Zero | Reset::ZeroThenIntegrate => (prev.clone() - r * prev) * beta + input,
             Reset::None => prev * beta + input,
         };
         let spk = self.core.fire(mem.clone(), theta);

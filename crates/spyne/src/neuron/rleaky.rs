@@ -135,8 +135,9 @@ impl Neuron for RLeaky {
         let beta = self.core.decay_row(&self.beta, n, "beta width")?;
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
-        let base =
-            state.mem * beta + input + self.recurrent.forward(state.spk, self.core.channels)?;
+        let base = self.core.reset_before(state.mem, &r) * beta
+            + input
+            + self.recurrent.forward(state.spk, self.core.channels)?;
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk.clone(), RLeakyState { spk, mem }))

@@ -142,7 +142,7 @@ impl Neuron for RSynaptic {
         let r = self.core.reset_signal(&state.mem, &theta);
         let syn =
             state.syn * alpha + input + self.recurrent.forward(state.spk, self.core.channels)?;
-        let base = state.mem * beta + syn.clone();
+        let base = self.core.reset_before(state.mem, &r) * beta + syn.clone();
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk.clone(), RSynapticState { spk, syn, mem }))

@@ -135,7 +135,7 @@ impl Neuron for Synaptic {
         let theta = self.core.threshold_row(n)?;
         let r = self.core.reset_signal(&state.mem, &theta);
         let syn = state.syn * alpha + input;
-        let base = state.mem * beta + syn.clone();
+        let base = self.core.reset_before(state.mem, &r) * beta + syn.clone();
         let mem = self.core.reset_after(base, r, theta.clone());
         let spk = self.core.fire(mem.clone(), theta);
         Ok((spk, SynapticState { syn, mem }))

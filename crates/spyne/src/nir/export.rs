@@ -125,7 +125,7 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
             }
             LayerSpec::Neuron(s) => {
                 let reset = s.reset.unwrap_or_default();
-                if reset != Reset::Zero {
+                if !means_nir_reset(s.kind, reset) {
                     zero_reset_warnings.push(format!("{name} ({} reset)", reset_name(reset)));
                 }
                 let spread = |key: &str| -> Result<Array> {
@@ -233,8 +233,8 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
         Vec::new()
     } else {
         vec![format!(
-            "NIR's LIF resets to v_reset (zero reset): readers other than spyne build \
-             zero-reset neurons for {}",
+            "NIR's neurons reset to v_reset = 0 and integrate the next step from there \
+             (spyne's zero-then-integrate reset): readers other than spyne will run {} that way",
             zero_reset_warnings.join(", ")
         )]
     };
@@ -242,11 +242,22 @@ pub fn to_graph(net: &Network, options: &ExportOptions) -> Result<Exported> {
 }
 
 /// The reset as `spyne_reset` and the warnings write it.
-fn reset_name(reset: Reset) -> &'static str {
+pub(super) fn reset_name(reset: Reset) -> &'static str {
     match reset {
         Reset::Subtract => "subtract",
         Reset::Zero => "zero",
         Reset::None => "none",
+        Reset::ZeroThenIntegrate => "zero-then-integrate",
+    }
+}
+
+/// Whether `reset` is what NIR's `v ← v_reset = 0` means for a `kind` neuron: Leaky's zero
+/// reset is, the others' zero (snntorch's: the step after a spike drops its input) is not.
+fn means_nir_reset(kind: NeuronKind, reset: Reset) -> bool {
+    match reset {
+        Reset::ZeroThenIntegrate => true,
+        Reset::Zero => kind == NeuronKind::Leaky,
+        Reset::Subtract | Reset::None => false,
     }
 }
 

@@ -290,10 +290,16 @@ impl Walk<'_> {
             for l in 0..L {
                 let d = eval::<SG>(k, custom, u_t[l] - theta[l]);
                 let r = step(u_prev[l] - theta[l]);
-                let keep = if RESET == ZERO { 1.0 - r } else { 1.0 };
+                // How much of U[t−1] and of the step's input reach U[t].
+                let keep = if RESET == ZERO || RESET == ZTI {
+                    1.0 - r
+                } else {
+                    1.0
+                };
+                let keep_in = if RESET == ZERO { keep } else { 1.0 };
                 let du = g_u[l] + end_u[l] + g_s[l] * d + carry[l] * du_next[l];
                 g_in[l] = if SYN {
-                    let dsyn = du * keep + alpha[l] * dsyn_next[l] + end_syn[l];
+                    let dsyn = du * keep_in + alpha[l] * dsyn_next[l] + end_syn[l];
                     ga[l] += dsyn * syn_prev[l];
                     dsyn_next[l] = dsyn;
                     dsyn

@@ -184,12 +184,15 @@ impl Shared {
 pub(super) const SUB: u8 = 0;
 pub(super) const ZERO: u8 = 1;
 pub(super) const NONE: u8 = 2;
+/// Zero the previous membrane, then integrate (for Leaky the same as [`ZERO`]).
+pub(super) const ZTI: u8 = 3;
 
 pub(super) fn reset_code(r: Reset) -> u8 {
     match r {
         Reset::Subtract => SUB,
         Reset::Zero => ZERO,
         Reset::None => NONE,
+        Reset::ZeroThenIntegrate => ZTI,
     }
 }
 
@@ -198,10 +201,12 @@ macro_rules! monomorphize {
     ($spec:expr, $go:ident ( $($arg:expr),* )) => {
         match ($spec.kind, reset_code($spec.reset)) {
             (LifKind::Leaky, SUB) => $go::<false, SUB>($($arg),*),
-            (LifKind::Leaky, ZERO) => $go::<false, ZERO>($($arg),*),
+            // Leaky's zero reset already zeroes the previous membrane.
+            (LifKind::Leaky, ZERO | ZTI) => $go::<false, ZERO>($($arg),*),
             (LifKind::Leaky, _) => $go::<false, NONE>($($arg),*),
             (LifKind::Synaptic, SUB) => $go::<true, SUB>($($arg),*),
             (LifKind::Synaptic, ZERO) => $go::<true, ZERO>($($arg),*),
+            (LifKind::Synaptic, ZTI) => $go::<true, ZTI>($($arg),*),
             (LifKind::Synaptic, _) => $go::<true, NONE>($($arg),*),
         }
     };
@@ -263,7 +268,8 @@ pub(super) fn step_row<const SYN: bool, const RESET: u8>(
             let prev = u[k];
             let r = step(prev - theta[k]);
             syn[k] = syn[k] * alpha[k] + x[k];
-            let base = prev * beta[k] + syn[k];
+            let kept = if RESET == ZTI { prev - r * prev } else { prev };
+            let base = kept * beta[k] + syn[k];
             u[k] = match RESET {
                 SUB => base - r * theta[k],
                 ZERO => base - r * base,

@@ -116,6 +116,7 @@ fn back_rows<SG: u8>(c: &Back, rows: std::ops::Range<usize>, gp: &mut [f32], gw:
     let (n, b_n, t_n) = (spec.features, spec.batch, spec.steps);
     let plane = b_n * n;
     let zero = spec.reset == Reset::Zero;
+    let zero_prev = spec.reset == Reset::ZeroThenIntegrate;
     let sub = spec.reset == Reset::Subtract;
     let (ga, rest) = gp.split_at_mut(n);
     let (gb, rest) = rest.split_at_mut(n);
@@ -168,18 +169,20 @@ fn back_rows<SG: u8>(c: &Back, rows: std::ops::Range<usize>, gp: &mut [f32], gw:
                     gu += end(spec.state_rows() - 1).map_or(0.0, |g| g[j]);
                 }
                 let r = step(u_prev[j] - p.theta[j]);
-                let keep = if zero { 1.0 - r } else { 1.0 };
+                let keep = if zero || zero_prev { 1.0 - r } else { 1.0 };
                 du[j] = gu + gs * d + p.beta[j] * dbase_next[j];
+                // dbase: what flows to β·U[t−1]; d_in: to the step's input.
                 dbase[j] = du[j] * keep;
+                let d_in = if zero_prev { du[j] } else { dbase[j] };
                 gt[j] -= gs * d + if sub { du[j] * r } else { 0.0 };
                 gb[j] += dbase[j] * u_prev[j];
                 e[j] = if spec.synaptic {
                     let end_syn = if last { end(1).map_or(0.0, |g| g[j]) } else { 0.0 };
-                    dsyn[j] = dbase[j] + p.alpha[j] * dsyn_next[j] + end_syn;
+                    dsyn[j] = d_in + p.alpha[j] * dsyn_next[j] + end_syn;
                     ga[j] += dsyn[j] * syns[t * n + j];
                     dsyn[j]
                 } else {
-                    dbase[j]
+                    d_in
                 };
             }
             // The input's gradient is e[t].

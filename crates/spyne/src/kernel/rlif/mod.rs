@@ -4,7 +4,8 @@
 //! With `R(S) = S·W + b` (all-to-all) or `V ⊙ S` (one-to-one) and `r[t] = H(U[t−1] − θ)`:
 //! RLeaky `base = β·U[t−1] + I[t] + R(S[t−1])`; RSynaptic `I_syn[t] = α·I_syn[t−1] + I[t] +
 //! R(S[t−1])`, `base = β·U[t−1] + I_syn[t]`; then `U[t] = base − r·θ` (subtract),
-//! `base·(1 − r)` (zero) or `base`, and `S[t] = H(U[t] − θ)`.
+//! `base·(1 − r)` (zero) or `base`, and `S[t] = H(U[t] − θ)`; zero-then-integrate uses
+//! `(1 − r)·U[t−1]` in place of `U[t−1]` in `base`.
 //!
 //! The fed-back spikes are binary: the forward product `S·W` adds the rows of `W` of the
 //! neurons that fired (work in proportion to the spikes), and so does the weight gradient
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 
 pub use backward::backward;
 
-use super::lif::{reset_code, spike, step, Shared, NONE, SUB, ZERO};
+use super::lif::{reset_code, spike, step, Shared, NONE, SUB, ZERO, ZTI};
 use crate::neuron::Reset;
 use crate::surrogate::Surrogate;
 
@@ -164,11 +165,12 @@ fn step_row<const SYN: bool, const RESET: u8>(p: P, x: &[f32], rec: &[f32], st: 
     for k in 0..n {
         let prev = st.u[k];
         let r = step(prev - p.theta[k]);
+        let kept = if RESET == ZTI { prev - r * prev } else { prev };
         let base = if SYN {
             st.syn[k] = st.syn[k] * p.alpha[k] + x[k] + rec[k];
-            prev * p.beta[k] + st.syn[k]
+            kept * p.beta[k] + st.syn[k]
         } else {
-            prev * p.beta[k] + x[k] + rec[k]
+            kept * p.beta[k] + x[k] + rec[k]
         };
         st.u[k] = match RESET {
             SUB => base - r * p.theta[k],
@@ -194,9 +196,11 @@ macro_rules! by_kind {
         match ($spec.synaptic, reset_code($spec.reset)) {
             (false, SUB) => $go::<false, SUB>($($arg),*),
             (false, ZERO) => $go::<false, ZERO>($($arg),*),
+            (false, ZTI) => $go::<false, ZTI>($($arg),*),
             (false, _) => $go::<false, NONE>($($arg),*),
             (true, SUB) => $go::<true, SUB>($($arg),*),
             (true, ZERO) => $go::<true, ZERO>($($arg),*),
+            (true, ZTI) => $go::<true, ZTI>($($arg),*),
             (true, _) => $go::<true, NONE>($($arg),*),
         }
     };

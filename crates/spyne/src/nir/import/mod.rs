@@ -9,7 +9,7 @@ mod neuron;
 use std::collections::BTreeMap;
 
 use super::graph::{Array, Entry, Graph, Meta, Node};
-use super::{ImportOptions, Imported, META_DT, META_LAYER};
+use super::{Convention, ImportOptions, Imported, META_DT, META_LAYER};
 use crate::error::{Error, Result};
 use crate::model::params::{Named, NamedParam};
 use crate::model::spec::{
@@ -25,8 +25,8 @@ pub fn from_graph(graph: &Graph, options: &ImportOptions) -> Result<Imported> {
     let dt = match (options.dt, graph.metadata.get(META_DT)) {
         (Some(dt), _) => dt,
         // Written as text: the f32 numeric datasets would round it.
-        (None, Some(Meta::Text(t))) => t.parse().unwrap_or(super::DEFAULT_DT),
-        _ => super::DEFAULT_DT,
+        (None, Some(Meta::Text(t))) => t.parse().unwrap_or(options.convention.default_dt()),
+        _ => options.convention.default_dt(),
     };
     if !(dt.is_finite() && dt > 0.0) {
         return Err(Error::invalid("dt", format!("must be positive, got {dt}")));
@@ -40,6 +40,7 @@ pub fn from_graph(graph: &Graph, options: &ImportOptions) -> Result<Imported> {
         spec: ModelSpec::new(input),
         params: Named::new(),
         dt,
+        convention: options.convention,
         last_weighted: None,
         pending_scale: 1.0,
     };
@@ -170,6 +171,8 @@ struct Builder {
     spec: ModelSpec,
     params: Named,
     dt: f64,
+    /// Whose reading of τ the file follows.
+    convention: Convention,
     /// The name of the last Linear or Conv2d layer (an input scale folds into it).
     last_weighted: Option<String>,
     /// A SumPool2d's window size, waiting for the next weighted layer.

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::model::spec::{LayerSpec, NeuronKind, NeuronSpec};
 use crate::neuron::{Reset, Value};
 use crate::nir::graph::{Array, Entry, Graph, Meta, Node};
-use crate::nir::{META_ALPHA, META_BETA, META_RESET};
+use crate::nir::{Convention, META_ALPHA, META_BETA, META_RESET};
 
 impl Builder {
     pub(super) fn neuron(
@@ -37,6 +37,7 @@ impl Builder {
                 v_threshold,
                 v_reset,
             } => {
+                let tau = &self.seconds(tau);
                 let beta = tau.map(|t| 1.0 - dt / t);
                 let scale = zip(r, tau, |r, t| r * dt / t);
                 let kind = if recurrent.is_some() {
@@ -64,10 +65,15 @@ impl Builder {
                 v_reset,
                 w_in,
             } => {
+                let (tau_mem, tau_syn) = (&self.seconds(tau_mem), &self.seconds(tau_syn));
                 let beta = tau_mem.map(|t| 1.0 - dt / t);
                 let alpha = tau_syn.map(|t| 1.0 - dt / t);
                 let a = zip(r, tau_mem, |r, t| r * dt / t);
-                let b = zip(w_in, tau_syn, |w, t| w * dt / t);
+                let b = match self.convention {
+                    Convention::Nir | Convention::Snntorch => zip(w_in, tau_syn, |w, t| w * dt / t),
+                    // Norse's LIFCell adds the input to its current as it comes.
+                    Convention::Norse => w_in.clone(),
+                };
                 let scale = zip(&a, &b, |x, y| x * y);
                 let kind = if recurrent.is_some() {
                     NeuronKind::RSynaptic
@@ -87,6 +93,23 @@ impl Builder {
             }
             _ => unreachable!("called for neuron nodes"),
         };
+        let decays =
+            std::iter::once(("β", "τ", &beta)).chain(alpha.iter().map(|a| ("α", "τ_syn", a)));
+        for (decay, tau, values) in decays {
+            if let Some(&d) = values.values.iter().find(|d| !(0.0..=1.0).contains(*d)) {
+                let hint = match self.convention {
+                    Convention::Nir | Convention::Snntorch => {
+                        "; give the step the file was made for (--dt), or --convention norse \
+                         for Norse's files"
+                    }
+                    Convention::Norse => "; give the step the file was made for (--dt)",
+                };
+                return Err(at(format!(
+                    "{decay} = 1 − dt/{tau} = {d} at dt = {dt} s is outside [0, 1] ({tau} shorter \
+                     than the step){hint}"
+                )));
+            }
+        }
         if v_leak.values.iter().any(|&v| v != 0.0) {
             return Err(at("v_leak other than 0 has no spyne equivalent".into()));
         }
@@ -108,12 +131,14 @@ impl Builder {
             _ => None,
         };
         let reset = match entry.metadata.get(META_RESET) {
-            Some(Meta::Text(r)) => match r.as_str() {
-                "subtract" => Reset::Subtract,
-                "none" => Reset::None,
-                _ => Reset::Zero,
+            Some(Meta::Text(r)) => Reset::from_name(r).map_err(|e| at(e.to_string()))?,
+            // NIR's v ← v_reset = 0, then integrate: Leaky's zero reset, the others' zero-then-
+            // integrate. snntorch's networks ran its zero reset (it drops the step after a
+            // spike for all but Leaky) and wrote the same v_reset = 0.
+            _ => match (self.convention, kind) {
+                (_, NeuronKind::Leaky) | (Convention::Snntorch, _) => Reset::Zero,
+                _ => Reset::ZeroThenIntegrate,
             },
-            _ => Reset::Zero,
         };
         let mut spec = stored.clone().unwrap_or_else(|| NeuronSpec::new(kind));
         spec.reset = Some(reset);
@@ -140,6 +165,15 @@ impl Builder {
         }
         self.push(LayerSpec::Neuron(spec), name);
         Ok(())
+    }
+
+    /// A time constant as NIR means it, in seconds.
+    fn seconds(&self, tau: &Array) -> Array {
+        match self.convention {
+            Convention::Nir | Convention::Snntorch => tau.clone(),
+            // Norse writes dt / tau_mem_inv, that is dt·τ.
+            Convention::Norse => tau.map(|t| t / self.dt),
+        }
     }
 
     fn recurrent(
