@@ -7,14 +7,49 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use spyne::data::{Batch, EpochOrder, Mnist};
+use spyne::model::{presets, Network};
 use spyne::rng::Rng;
-use spyne::train::Trainer;
+use spyne::train::{TrainConfig, Trainer};
 
 use crate::settings::{ModelChoice, Settings};
+
+/// The job `spyne bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// `--model` on MNIST (tutorial 5 by default).
+    Mnist,
+    /// Sparse spike sequences as in SHD: Bernoulli spikes at p = 0.05, `[T, 16, 700]`,
+    /// through Linear(700, 512) → Leaky(0.9) → Linear(512, 20) → Leaky(0.9), `ce_count_loss`,
+    /// Adam lr 1e-3.
+    ShdLike,
+}
+
+impl std::str::FromStr for Job {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Job, String> {
+        match s {
+            "mnist" => Ok(Job::Mnist),
+            "shd-like" | "shd" => Ok(Job::ShdLike),
+            other => Err(format!(
+                "unknown job '{other}' (expected mnist or shd-like)"
+            )),
+        }
+    }
+}
+
+/// The input spike density of the shd-like job.
+pub const SHD_DENSITY: f64 = 0.05;
 
 /// Arguments of `spyne bench`.
 #[derive(Args)]
 pub struct BenchArgs {
+    /// `mnist` (the model on MNIST) or `shd-like` (sparse spike sequences, see `--steps`).
+    #[arg(long, default_value = "mnist")]
+    job: Job,
+    /// Time steps [default: the model's (25 for mlp); 500 for shd-like].
+    #[arg(long)]
+    steps: Option<usize>,
     /// The network: `mlp` (tutorial 5, the reference job), `csnn` (tutorial 6) or a model
     /// file; its own training settings apply.
     #[arg(long, default_value = "mlp")]
@@ -59,20 +94,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "composed" => true,
         other => anyhow::bail!("unknown --path '{other}' (expected fused or composed)"),
     };
-    let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
-    let settings = Settings {
-        batch_size: args.batch_size,
-        tbptt: args.tbptt,
-        ..Settings::default()
+    let (mut trainer, batches, model) = match args.job {
+        Job::Mnist => mnist_job(&args)?,
+        Job::ShdLike => shd_like_job(&args)?,
     };
-    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
-    let batch_size = config.batch_size;
-    let mut trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
+    let batch_size = trainer.config.batch_size;
+    let input_mb = batches[0].values.len() as f64 * 4.0 / 1e6;
     trainer.composed = composed;
-    let order = EpochOrder::new(data.train.len(), batch_size, true, Some(&mut Rng::new(0)));
-    let batches: Vec<Batch> = (0..order.num_batches().min(64))
-        .map(|i| Batch::gather(&data.train, order.batch_indices(i)))
-        .collect();
     let mut rng = Rng::new(1);
     let mut k = 0usize;
     let mut step = |trainer: &mut Trainer<_>| -> Result<f64> {
@@ -95,7 +123,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let line = serde_json::json!({
         "system": "spyne",
         "version": env!("CARGO_PKG_VERSION"),
-        "model": args.model,
+        "job": match args.job { Job::Mnist => "mnist", Job::ShdLike => "shd-like" },
+        "model": model,
         "path": trainer.last_path().name(),
         "fused_layers": trainer.last_path().fused,
         "composed_layers": trainer.last_path().composed,
@@ -106,9 +135,65 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "batch_size": batch_size,
         "steps": trainer.config.steps,
         "peak_rss_mb": peak_rss_mb(),
+        "input_mb": (input_mb * 10.0).round() / 10.0,
     });
     println!("{line}");
     Ok(())
+}
+
+/// The trainer and up to 64 batches of `--model` on MNIST.
+fn mnist_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)> {
+    let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
+    let settings = Settings {
+        batch_size: args.batch_size,
+        tbptt: args.tbptt,
+        steps: args.steps,
+        ..Settings::default()
+    };
+    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
+    let batch_size = config.batch_size;
+    let trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
+    let order = EpochOrder::new(data.train.len(), batch_size, true, Some(&mut Rng::new(0)));
+    let batches = (0..order.num_batches().min(64))
+        .map(|i| Batch::gather(&data.train, order.batch_indices(i)))
+        .collect();
+    Ok((trainer, batches, args.model.clone()))
+}
+
+/// The trainer and the one batch of the shd-like job: seeded Bernoulli spikes and labels.
+fn shd_like_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)> {
+    if args.model != "mlp" {
+        anyhow::bail!("the shd-like job has its own network; --model does not apply");
+    }
+    let mut config = TrainConfig::shd_like(args.steps.unwrap_or(500));
+    if let Some(b) = args.batch_size {
+        config.batch_size = b;
+    }
+    if let Some(k) = args.tbptt {
+        config.tbptt = k;
+    }
+    let spec = presets::shd_like();
+    let (t, b, f) = (config.steps, config.batch_size, 700);
+    let bytes = (t * b * f) as f64 * 4.0;
+    if bytes > 8e9 {
+        anyhow::bail!(
+            "{t} steps × {b} samples × {f} channels is {:.1} GB of input; use fewer steps",
+            bytes / 1e9
+        );
+    }
+    let trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
+    let mut rng = Rng::new(0);
+    let values = (0..t * b * f)
+        .map(|_| f32::from(f64::from(rng.uniform()) < SHD_DENSITY))
+        .collect();
+    let labels = (0..b).map(|_| rng.below(20)).collect();
+    let batch = Batch {
+        values,
+        labels,
+        shape: vec![f],
+        steps: Some(t),
+    };
+    Ok((trainer, vec![batch], "shd-like".into()))
 }
 
 /// The process's peak resident set (VmHWM) in MB, where /proc tells it.

@@ -52,6 +52,55 @@ pub enum PlotCommand {
         #[command(flatten)]
         sample: SampleArgs,
     },
+    /// Time per iteration and peak memory against T, one line per framework, log axes, from
+    /// the JSON lines `spyne bench` and `bench/shd_peers.py` print (`system`, `steps`,
+    /// `median_ms`, `peak_rss_mb`).
+    Scaling {
+        /// The file of JSON lines.
+        results: PathBuf,
+        /// Output file, PNG or SVG by extension.
+        #[arg(long)]
+        out: PathBuf,
+        /// The title.
+        #[arg(
+            long,
+            default_value = "shd-like job: Linear(700, 512) → LIF → Linear(512, 20) → LIF, batch 16"
+        )]
+        title: String,
+        #[command(flatten)]
+        size: SizeArgs,
+    },
+}
+
+/// The series of a file of benchmark JSON lines, in the order their systems first appear.
+fn scaling_series(path: &std::path::Path) -> Result<Vec<plot::ScalingSeries>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut series: Vec<plot::ScalingSeries> = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
+        let field = |k: &str| -> Result<f64> {
+            v[k].as_f64()
+                .with_context(|| format!("{} line {}: no number '{k}'", path.display(), i + 1))
+        };
+        let name = v["system"]
+            .as_str()
+            .with_context(|| format!("{} line {}: no 'system'", path.display(), i + 1))?;
+        let point = (field("steps")?, field("median_ms")?, field("peak_rss_mb")?);
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push(point),
+            None => series.push(plot::ScalingSeries {
+                name: name.to_string(),
+                points: vec![point],
+            }),
+        }
+    }
+    Ok(series)
 }
 
 /// Picture size.
@@ -171,6 +220,17 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_out("counts", sample.sample));
             plot::spike_count(&out, &counts, Some(s.label), &title, sample.size.size())?;
+            println!("wrote {}", out.display());
+        }
+        PlotCommand::Scaling {
+            results,
+            out,
+            title,
+            size,
+        } => {
+            let series = scaling_series(&results)?;
+            plot::scaling(&out, &series, &title, size.size())
+                .with_context(|| format!("plotting {}", results.display()))?;
             println!("wrote {}", out.display());
         }
     }

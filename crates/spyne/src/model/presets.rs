@@ -14,6 +14,12 @@ pub fn mlp(inputs: usize, hidden: &[usize], outputs: usize, neuron: &NeuronSpec)
     spec
 }
 
+/// The shd-like job's network: Linear(700, 512) → Leaky(β = 0.9) → Linear(512, 20) →
+/// Leaky(β = 0.9), for spike input with SHD's 700 channels and 20 classes.
+pub fn shd_like() -> ModelSpec {
+    mlp(700, &[512], 20, &NeuronSpec::leaky(0.9))
+}
+
 /// snntorch tutorial 6: Conv2d(1, 12, 5) → MaxPool2d(2) → Leaky → Conv2d(12, 64, 5) →
 /// MaxPool2d(2) → Leaky → Flatten → Linear(1024, 10) → Leaky, every Leaky β = 0.5 with the
 /// fast sigmoid surrogate (slope 25), on `[1, 28, 28]` images.

@@ -162,6 +162,7 @@ impl Neuron for Alpha {
                 mem + r * state.syn_inh,
             ),
             Reset::Zero => (exc * keep.clone(), inh * keep.clone(), mem * keep),
+            // Zero-then-integrate is refused when the layer is built.
             Reset::None | Reset::ZeroThenIntegrate => (exc, inh, mem),
         };
         let spk = self.core.fire(mem.clone(), theta);

@@ -1,4 +1,5 @@
-//! Pictures of a network: spike rasters, membrane traces, spike counts and training curves,
+//! Pictures of a network: spike rasters, membrane traces, spike counts, training curves and
+//! benchmark scaling,
 //! as PNG or SVG (chosen by the file name), with a bundled font (no system fonts needed).
 //!
 //! Every function renders in memory and then writes the file atomically, so a failed plot
@@ -7,11 +8,13 @@
 mod counts;
 mod curves;
 mod raster;
+mod scaling;
 mod traces;
 
 pub use counts::spike_count;
 pub use curves::{curves, read_metrics, MetricRow};
 pub use raster::raster;
+pub use scaling::{scaling, ScalingSeries};
 pub use traces::{traces, TraceData};
 
 use std::path::Path;

@@ -79,6 +79,18 @@ impl TrainConfig {
         }
     }
 
+    /// The shd-like job's settings (a spoken-digit-sized spike job): `steps` steps of
+    /// sequence input, `ce_count_loss`, Adam lr 1e-3, batch 16.
+    pub fn shd_like(steps: usize) -> Self {
+        TrainConfig {
+            steps,
+            batch_size: 16,
+            lr: 1e-3,
+            loss: LossKind::CeCount,
+            ..TrainConfig::default()
+        }
+    }
+
     /// Checks every value; the first problem is returned as a typed error.
     pub fn validate(&self) -> Result<()> {
         let positive = |name: &'static str, v: usize| {
