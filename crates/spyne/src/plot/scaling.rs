@@ -32,6 +32,17 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// A log axis's label: only at 1, 2 and 5 times a power of ten, so labels never crowd.
+fn nice(v: &f64) -> String {
+    let p = 10f64.powf(v.log10().floor());
+    let m = v / p;
+    if [1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6) {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
 /// A log axis range covering `values` with some room.
 fn span(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
@@ -57,15 +68,11 @@ impl Scaling<'_> {
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("time steps T")
             .y_desc(y_desc)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|v| {
-                format!("{v:.3}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            })
+            .x_label_formatter(&nice)
+            .y_label_formatter(&nice)
             .label_style(font(13.0))
             .axis_desc_style(font(15.0))
             .draw()
