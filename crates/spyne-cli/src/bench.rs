@@ -150,7 +150,7 @@ fn mnist_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)>
         steps: args.steps,
         ..Settings::default()
     };
-    let (config, spec) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
+    let (config, spec, _) = ModelChoice::parse(&args.model).resolve(&settings, &data.train)?;
     let batch_size = config.batch_size;
     let trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
     let order = EpochOrder::new(data.train.len(), batch_size, true, Some(&mut Rng::new(0)));

@@ -9,8 +9,9 @@ use clap::Args;
 use serde::Deserialize;
 use spyne::data::Dataset;
 use spyne::loss::LossKind;
-use spyne::model::{presets, LayerSpec, ModelSpec, Network, NeuronKind, NeuronSpec};
+use spyne::model::{presets, LayerSpec, ModelSpec, NeuronKind, NeuronSpec};
 use spyne::neuron::{Reset, Value};
+use spyne::nir::Imported;
 use spyne::setting::{named_opt, Setting};
 use spyne::spikegen::Encoding;
 use spyne::surrogate::Surrogate;
@@ -243,25 +244,15 @@ impl ModelChoice {
         }
     }
 
-    /// Sets the parameters of `net`, built from this choice's description, to the ones the
-    /// choice carries: a NIR file's weights. The other choices keep the seeded
-    /// initialisation.
-    pub fn load_weights(&self, net: &mut Network) -> Result<()> {
-        if let ModelChoice::Nir(path) = self {
-            crate::nir::read(path)?
-                .load_into(net)
-                .with_context(|| format!("loading the weights of {}", path.display()))?;
-        }
-        Ok(())
-    }
-
     /// The network and training settings of this choice with `settings` applied, for
-    /// `data` (the MLP's widths follow the data; other models must fit it).
+    /// `data` (the MLP's widths follow the data; other models must fit it), and the weights
+    /// a NIR file carries (the other choices start from the seeded initialisation).
     pub fn resolve(
         &self,
         settings: &Settings,
         data: &impl Dataset,
-    ) -> Result<(TrainConfig, ModelSpec)> {
+    ) -> Result<(TrainConfig, ModelSpec, Option<Imported>)> {
+        let mut weights = None;
         let features: usize = data.sample_shape().iter().product();
         let classes = data.classes();
         let (base, mut spec) = match self {
@@ -296,7 +287,10 @@ impl ModelChoice {
                             bail!("--beta, --alpha and --threshold would be replaced by the values in {}; fine-tuning starts from the file's", path.display());
                         }
                         // A NIR file carries no training settings: tutorial 5's.
-                        (TrainConfig::default(), crate::nir::read(path)?.spec)
+                        let imported = crate::nir::read(path)?;
+                        let spec = imported.spec.clone();
+                        weights = Some(imported);
+                        (TrainConfig::default(), spec)
                     }
                     ModelChoice::Mlp => unreachable!("handled above"),
                 }
@@ -312,6 +306,6 @@ impl ModelChoice {
                 data.sample_shape()
             );
         }
-        Ok((config, spec))
+        Ok((config, spec, weights))
     }
 }

@@ -98,7 +98,7 @@ fn prepare(args: &TrainArgs) -> Result<Prepared> {
     let threads = crate::threads::init(settings.threads.unwrap_or(0))?;
     let data = Mnist::locate_and_load(args.data.as_deref()).context("loading the data set")?;
     let choice = ModelChoice::parse(&args.model);
-    let (config, spec) = choice.resolve(&settings, &data.train)?;
+    let (config, spec, weights) = choice.resolve(&settings, &data.train)?;
     if config.batch_size > data.train.len() {
         bail!(
             "the batch size {} is larger than the training set ({} samples): no batch would train",
@@ -110,7 +110,10 @@ fn prepare(args: &TrainArgs) -> Result<Prepared> {
         crate::model::print_summary(&spec)?;
     }
     let mut trainer = Trainer::from_spec(config, &spec, &device).context("building the model")?;
-    choice.load_weights(&mut trainer.model)?;
+    if let Some(w) = &weights {
+        w.load_into(&mut trainer.model)
+            .with_context(|| format!("loading the weights of {}", args.model))?;
+    }
     let classes = data.train.classes().max(data.test.classes());
     let outputs = trainer.model.outputs();
     if outputs < classes {
