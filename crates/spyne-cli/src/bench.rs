@@ -6,9 +6,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
+use std::sync::Arc;
+
+use burn::tensor::{Tensor, TensorData};
 use spyne::data::{Batch, EpochOrder, Mnist};
+use spyne::kernel::SpikeIndex;
 use spyne::model::{presets, Network};
 use spyne::rng::Rng;
+use spyne::seq::Seq;
 use spyne::train::{TrainConfig, Trainer};
 
 use crate::settings::{ModelChoice, Settings};
@@ -81,6 +86,18 @@ pub struct BenchArgs {
     /// Time every layer that has a kernel, fused and composed, instead (one line each).
     #[arg(long)]
     layers: bool,
+    /// shd-like: give the input as plain values, so that the spike index is built from them
+    /// every iteration (by default it comes with the input, as an event data set gives it).
+    #[arg(long)]
+    scan: bool,
+}
+
+/// What the timed iterations train on.
+enum Inputs {
+    /// MNIST batches, encoded every iteration.
+    Batches(Vec<Batch>),
+    /// One input sequence on the device, and its labels.
+    Seq(Box<(Seq, Vec<usize>)>),
 }
 
 /// Runs `spyne bench`: prints one JSON line.
@@ -94,18 +111,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "composed" => true,
         other => anyhow::bail!("unknown --path '{other}' (expected fused or composed)"),
     };
-    let (mut trainer, batches, model) = match args.job {
+    let (mut trainer, inputs, model) = match args.job {
         Job::Mnist => mnist_job(&args)?,
         Job::ShdLike => shd_like_job(&args)?,
     };
     let batch_size = trainer.config.batch_size;
-    let input_mb = batches[0].values.len() as f64 * 4.0 / 1e6;
+    let input_mb = match &inputs {
+        Inputs::Batches(b) => b[0].values.len() as f64 * 4.0 / 1e6,
+        Inputs::Seq(s) => (s.0.steps() * s.0.batch() * s.0.features()) as f64 * 4.0 / 1e6,
+    };
     trainer.composed = composed;
     let mut rng = Rng::new(1);
     let mut k = 0usize;
     let mut step = |trainer: &mut Trainer<_>| -> Result<f64> {
         let t0 = Instant::now();
-        trainer.train_step(&batches[k % batches.len()], &mut rng)?;
+        match &inputs {
+            Inputs::Batches(b) => trainer.train_step(&b[k % b.len()], &mut rng)?,
+            Inputs::Seq(s) => trainer.train_seq(s.0.clone(), &s.1, &mut rng)?,
+        };
         k += 1;
         Ok(t0.elapsed().as_secs_f64() * 1e3)
     };
@@ -128,6 +151,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "path": trainer.last_path().name(),
         "fused_layers": trainer.last_path().fused,
         "composed_layers": trainer.last_path().composed,
+        "sparse_layers": trainer.last_path().sparse,
         "median_ms": (median * 1000.0).round() / 1000.0,
         "min_ms": (times[0] * 1000.0).round() / 1000.0,
         "iters": times.len(),
@@ -142,7 +166,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// The trainer and up to 64 batches of `--model` on MNIST.
-fn mnist_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)> {
+fn mnist_job(args: &BenchArgs) -> Result<(Trainer<Network>, Inputs, String)> {
     let data = Mnist::locate_and_load(args.data.as_deref()).context("loading MNIST")?;
     let settings = Settings {
         batch_size: args.batch_size,
@@ -157,11 +181,12 @@ fn mnist_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)>
     let batches = (0..order.num_batches().min(64))
         .map(|i| Batch::gather(&data.train, order.batch_indices(i)))
         .collect();
-    Ok((trainer, batches, args.model.clone()))
+    Ok((trainer, Inputs::Batches(batches), args.model.clone()))
 }
 
-/// The trainer and the one batch of the shd-like job: seeded Bernoulli spikes and labels.
-fn shd_like_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, String)> {
+/// The trainer and the one input of the shd-like job: seeded Bernoulli spikes `[T, B, 700]`
+/// on the device (with their index unless `--scan`), and labels.
+fn shd_like_job(args: &BenchArgs) -> Result<(Trainer<Network>, Inputs, String)> {
     if args.model != "mlp" {
         anyhow::bail!("the shd-like job has its own network; --model does not apply");
     }
@@ -183,17 +208,27 @@ fn shd_like_job(args: &BenchArgs) -> Result<(Trainer<Network>, Vec<Batch>, Strin
     }
     let trainer = Trainer::from_spec(config, &spec, &Device::flex())?;
     let mut rng = Rng::new(0);
-    let values = (0..t * b * f)
+    let values: Vec<f32> = (0..t * b * f)
         .map(|_| f32::from(f64::from(rng.uniform()) < SHD_DENSITY))
         .collect();
     let labels = (0..b).map(|_| rng.below(20)).collect();
-    let batch = Batch {
-        values,
-        labels,
-        shape: vec![f],
-        steps: Some(t),
+    let index = (!args.scan).then(|| SpikeIndex::build(&values, f, 1.0));
+    let x = Seq::new(Tensor::from_data(
+        TensorData::new(values, [t, b, f]),
+        &trainer.device()?,
+    ));
+    let x = match index {
+        Some(index) => {
+            let index = index.context("the shd-like input is binary")?;
+            x.with_spike_index(Arc::new(index))?
+        }
+        None => x,
     };
-    Ok((trainer, vec![batch], "shd-like".into()))
+    Ok((
+        trainer,
+        Inputs::Seq(Box::new((x, labels))),
+        "shd-like".into(),
+    ))
 }
 
 /// The process's peak resident set (VmHWM) in MB, where /proc tells it.

@@ -76,18 +76,27 @@ impl LossKind {
         )
     }
 
-    /// Evaluates the loss on spikes and membranes `[T, batch, classes]`.
+    /// Evaluates the loss on spikes and membranes `[T, batch, classes]` (the membranes may be
+    /// left out for a loss that reads only spikes: see [`LossKind::uses_membrane`]).
     pub fn compute(
         &self,
         spikes: Tensor<3>,
-        mems: Tensor<3>,
+        mems: Option<Tensor<3>>,
         targets: &[usize],
     ) -> Result<Tensor<1>> {
+        let mems = || {
+            mems.ok_or_else(|| {
+                Error::invalid(
+                    "loss",
+                    format!("{} reads the output membranes", self.name()),
+                )
+            })
+        };
         match *self {
-            LossKind::CeMembrane => ce_membrane_loss(mems, targets),
+            LossKind::CeMembrane => ce_membrane_loss(mems()?, targets),
             LossKind::CeRate => ce_rate_loss(spikes, targets),
             LossKind::CeCount => ce_count_loss(spikes, targets),
-            LossKind::CeMaxMembrane => ce_max_membrane_loss(mems, targets),
+            LossKind::CeMaxMembrane => ce_max_membrane_loss(mems()?, targets),
             LossKind::MseCount {
                 correct_rate,
                 incorrect_rate,
@@ -95,7 +104,7 @@ impl LossKind {
             LossKind::MseMembrane {
                 on_target,
                 off_target,
-            } => mse_membrane_loss(mems, targets, on_target, off_target),
+            } => mse_membrane_loss(mems()?, targets, on_target, off_target),
             LossKind::CeTemporal => ce_temporal_loss(spikes, targets),
             LossKind::MseTemporal => mse_temporal_loss(spikes, targets),
         }

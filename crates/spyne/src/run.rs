@@ -99,6 +99,9 @@ pub struct PathStats {
     pub fused: usize,
     /// Layers that ran step by step with plain tensor ops.
     pub composed: usize,
+    /// Linear layers that took binary spikes and ran from the active inputs only (on their
+    /// own or fused into the neuron layer after them).
+    pub sparse: usize,
 }
 
 impl PathStats {
@@ -117,6 +120,7 @@ impl PathStats {
         PathStats {
             fused: self.fused + other.fused,
             composed: self.composed + other.composed,
+            sparse: self.sparse + other.sparse,
         }
     }
 }
@@ -135,8 +139,9 @@ pub struct Recorded {
 pub struct Output {
     /// Spikes.
     pub spikes: Tensor<3>,
-    /// Membranes.
-    pub mems: Tensor<3>,
+    /// Membranes (`None` when the run was told that nothing reads them, see
+    /// [`Run::output_mems`]).
+    pub mems: Option<Tensor<3>>,
 }
 
 /// The context of one forward pass (see the module docs).
@@ -151,6 +156,7 @@ pub struct Run {
     record: bool,
     records: Vec<Recorded>,
     stats: PathStats,
+    output_mems: bool,
 }
 
 impl Default for Run {
@@ -173,6 +179,7 @@ impl Run {
             record: false,
             records: Vec::new(),
             stats: PathStats::default(),
+            output_mems: true,
         }
     }
 
@@ -201,6 +208,18 @@ impl Run {
     pub fn recording(mut self, record: bool) -> Run {
         self.record = record;
         self
+    }
+
+    /// Whether the output layer returns its membranes (default: yes). A loss that reads only
+    /// spikes saves the `[T, batch, classes]` membranes and their gradient.
+    pub fn output_mems(mut self, yes: bool) -> Run {
+        self.output_mems = yes;
+        self
+    }
+
+    /// Whether the output layer returns its membranes.
+    pub fn wants_output_mems(&self) -> bool {
+        self.output_mems
     }
 
     /// Forces the step-by-step path everywhere (the reference the kernels are tested against).
@@ -265,6 +284,20 @@ impl Run {
                 )
             }),
         }
+    }
+
+    /// Hands back a state taken with [`Run::take_state`] that no layer used (the op it was
+    /// taken for did not apply).
+    pub(crate) fn restore_state<S: NeuronState + 'static>(&mut self, state: Option<S>) {
+        let k = self.out.0.len();
+        if let (Some(slot), Some(s)) = (self.carried.0.get_mut(k), state) {
+            *slot = Some(Box::new(s));
+        }
+    }
+
+    /// Counts a Linear layer that ran from its active (spiking) inputs.
+    pub(crate) fn count_sparse(&mut self) {
+        self.stats.sparse += 1;
     }
 
     /// Stores the final state of the neuron layer that just ran (and counts its path).

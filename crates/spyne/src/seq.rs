@@ -1,8 +1,11 @@
 //! Activations over time, the value every multi-step layer takes and returns.
 
+use std::sync::Arc;
+
 use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
+use crate::kernel::SpikeIndex;
 
 /// `steps` time steps of `batch` samples, each of shape `shape` (`[N]`, or `[C, H, W]`), with
 /// time folded into the batch, as SpikingJelly's multi-step mode does: the data is one
@@ -11,6 +14,10 @@ use crate::error::{Error, Result};
 /// A *constant* sequence is one value repeated at every step (a static image): it holds only
 /// `[batch, features]`, and stateless layers run on it once instead of `steps` times. The
 /// first neuron layer turns it into a real sequence.
+///
+/// A sequence of binary spikes may carry the index of its active entries
+/// ([`Seq::with_spike_index`]), as an event data set delivers them: layers that run from
+/// the active inputs then need not scan the values for them.
 #[derive(Debug, Clone)]
 pub struct Seq {
     data: Tensor<2>,
@@ -18,6 +25,7 @@ pub struct Seq {
     batch: usize,
     shape: Vec<usize>,
     constant: bool,
+    spikes: Option<Arc<SpikeIndex>>,
 }
 
 impl Seq {
@@ -30,6 +38,7 @@ impl Seq {
             batch: b,
             shape: vec![f],
             constant: false,
+            spikes: None,
         }
     }
 
@@ -42,6 +51,36 @@ impl Seq {
             batch: b,
             shape: vec![f],
             constant: true,
+            spikes: None,
+        }
+    }
+
+    /// The same sequence, known to be binary spikes whose active entries `index` lists
+    /// (`[steps·batch, features]`, row `t·batch + b`). The index must describe the values:
+    /// layers read it instead of them.
+    pub fn with_spike_index(mut self, index: Arc<SpikeIndex>) -> Result<Seq> {
+        let rows = self.data.dims()[0];
+        if self.constant || index.rows() != rows || index.cols() != self.features() {
+            return Err(Error::Shape {
+                context: "spike index of a sequence",
+                expected: vec![rows, self.features()],
+                got: vec![index.rows(), index.cols()],
+            });
+        }
+        self.spikes = Some(index);
+        Ok(self)
+    }
+
+    /// The active entries of a binary spike sequence at most `max_density` dense: the index
+    /// it carries, or one built from its values (`None` when they are not all 0 or 1, too
+    /// dense, constant, or not on the CPU backend).
+    pub fn active_inputs(&self, max_density: f32) -> Option<Arc<SpikeIndex>> {
+        if self.constant {
+            return None;
+        }
+        match &self.spikes {
+            Some(index) => (index.density() <= max_density).then(|| index.clone()),
+            None => SpikeIndex::of(&self.data, max_density),
         }
     }
 
@@ -133,6 +172,7 @@ impl Seq {
         Seq {
             data: data.reshape([rows, shape.iter().product()]),
             shape,
+            spikes: None,
             ..self
         }
     }
@@ -146,10 +186,12 @@ impl Seq {
                 .clone()
                 .narrow(0, start * self.batch, len * self.batch)
         };
+        let rows = start * self.batch..(start + len) * self.batch;
         Seq {
             data,
             steps: len,
             shape: self.shape.clone(),
+            spikes: self.spikes.as_ref().map(|i| Arc::new(i.rows_range(rows))),
             ..*self
         }
     }
@@ -167,6 +209,7 @@ impl Seq {
         if self.constant == other.constant {
             return Ok(Seq {
                 data: self.data + other.data,
+                spikes: None,
                 ..self
             });
         }

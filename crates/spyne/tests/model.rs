@@ -215,13 +215,13 @@ fn a_network_runs_the_same_fused_and_composed() {
             .with_shape(&[2, 10, 10])
             .unwrap();
         let out = net.forward(x, &mut run).unwrap();
-        let loss = out.mems.clone().sum() + out.spikes.clone().sum();
+        let loss = out.mems.clone().unwrap().sum() + out.spikes.clone().sum();
         let g = loss.backward();
         let grads: Vec<Vec<f32>> = spyne::model::params::export(&net)
             .keys()
             .filter_map(|name| grad_of(&net, name, &g))
             .collect();
-        (v(out.spikes), v(out.mems), grads, run.stats())
+        (v(out.spikes), v(out.mems.unwrap()), grads, run.stats())
     };
     let (fs, fm, fg, fstats) = go(Run::new());
     let (cs, cm, cg, cstats) = go(Run::new().composed());
@@ -309,7 +309,12 @@ fn a_users_own_model_takes_the_fused_path_and_trains() {
     let mut composed = Run::new().composed();
     let slow = model.forward(x, &mut composed).unwrap();
     assert_eq!(v(slow.spikes), v(out.spikes));
-    assert_close(&v(slow.mems), &v(out.mems), 1e-5, "membranes");
+    assert_close(
+        &v(slow.mems.unwrap()),
+        &v(out.mems.unwrap()),
+        1e-5,
+        "membranes",
+    );
 
     // The same trainer as every other model.
     let config = TrainConfig {
@@ -349,6 +354,6 @@ fn carried_states_continue_a_sequence_exactly() {
         .keep_states(true)
         .with_states(first.into_states());
     let b = net.forward(x.window(4, 6), &mut second).unwrap();
-    let joined = Tensor::cat(vec![a.mems, b.mems], 0);
-    assert_eq!(v(joined), v(whole.mems));
+    let joined = Tensor::cat(vec![a.mems.unwrap(), b.mems.unwrap()], 0);
+    assert_eq!(v(joined), v(whole.mems.unwrap()));
 }

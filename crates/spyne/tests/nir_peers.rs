@@ -75,7 +75,7 @@ fn reproduces(name: &str) {
     );
     let out = net.forward(Seq::new(x), &mut Run::new()).unwrap();
     let spikes = to_vec(out.spikes);
-    let mut mems = to_vec(out.mems);
+    let mut mems = to_vec(out.mems.expect("Run::new asks for membranes"));
     if norse {
         for (m, s) in mems.iter_mut().zip(&spikes) {
             *m *= 1.0 - s;

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::dense::{give_back_scratch, matmul, take_scratch, transpose};
 use super::lif::{
     input_row, load_state, monomorphize, multiversion, recompute_row, reset_code, spike,
     split_params, step, step_row, store_state, sum_in_order, tasks, Params, Rows, Shared,
@@ -47,17 +48,6 @@ pub fn forward(
         monomorphize!(spec, forward_rows(spec, input, p, init, (w, m), rows, ptr));
     });
     out
-}
-
-/// `[rows, cols]` → `[cols, rows]`.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = a[r * cols + c];
-        }
-    }
-    t
 }
 
 multiversion! {
@@ -113,56 +103,6 @@ multiversion! {
             }
         }
         give_back_scratch(buffer);
-    }
-}
-
-/// A matrix's (row, column) strides.
-type Strides = (usize, usize);
-
-/// `dst (+)= lhs·rhs` for `[rows, cols, inner]`, every matrix given with its (row, column)
-/// strides. Single-threaded: it runs inside a parallel task. (gemm vectorises along the
-/// destination's contiguous dimension: make that the long one.)
-fn matmul(
-    (dst, dst_s): (&mut [f32], Strides),
-    accumulate: bool,
-    (lhs, lhs_s): (&[f32], Strides),
-    (rhs, rhs_s): (&[f32], Strides),
-    [rows, cols, inner]: [usize; 3],
-) {
-    let last = |s: (usize, usize), r: usize, c: usize| {
-        r.saturating_sub(1) * s.0 + c.saturating_sub(1) * s.1
-    };
-    assert!(
-        dst.len() > last(dst_s, rows, cols),
-        "matmul destination too small"
-    );
-    assert!(
-        lhs.len() > last(lhs_s, rows, inner) && rhs.len() > last(rhs_s, inner, cols),
-        "matmul operand too small"
-    );
-    // SAFETY: every index the product reads or writes is within the slices (checked above).
-    unsafe {
-        gemm::gemm(
-            rows,
-            cols,
-            inner,
-            dst.as_mut_ptr(),
-            dst_s.1 as isize,
-            dst_s.0 as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_s.1 as isize,
-            lhs_s.0 as isize,
-            rhs.as_ptr(),
-            rhs_s.1 as isize,
-            rhs_s.0 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
@@ -302,26 +242,4 @@ multiversion! {
         }
         give_back_scratch(buffer);
     }
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// This thread's scratch buffer, at least `len` floats long, with arbitrary contents: the
-/// fused kernels' large per-task buffers are reused instead of allocated and zeroed on every
-/// call (that was tens of MB of page faults and memset per iteration). Hand it back with
-/// [`give_back_scratch`]. (A buffer, not a closure: a closure would be compiled outside the
-/// AVX-512/AVX2 versions of the kernels that call it.)
-fn take_scratch(len: usize) -> Vec<f32> {
-    let mut buf = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    buf
-}
-
-/// Returns a buffer from [`take_scratch`] for the next call on this thread.
-fn give_back_scratch(buf: Vec<f32>) {
-    SCRATCH.with(|cell| *cell.borrow_mut() = buf);
 }

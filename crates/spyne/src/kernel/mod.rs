@@ -8,11 +8,16 @@
 mod adam;
 mod conv;
 mod conv_op;
+mod dense;
 mod lif;
 mod lif_linear;
 mod op;
 mod rlif;
 mod rlif_op;
+mod spike_index;
+mod spike_lif;
+mod spike_linear;
+mod spike_op;
 
 pub use adam::AdamStep;
 pub use conv::{ConvPath, ConvSpec, SPARSE_FORWARD_DENSITY};
@@ -21,9 +26,20 @@ pub use lif::{LifKind, LifSpec};
 pub use op::{FusedAdamBackend, FusedLifBackend};
 pub use rlif::{RlifSpec, PARAM_ROWS as RLIF_PARAM_ROWS};
 pub use rlif_op::FusedRlifBackend;
+pub use spike_index::SpikeIndex;
+pub use spike_lif::SpikeLifSpec;
+pub use spike_linear::SpikeLinearSpec;
+pub use spike_op::SpikeBackend;
+
+use std::sync::Arc;
 
 use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
+
+/// Binary inputs at most this dense take the spike-driven Linear layer (forward and weight
+/// gradient from the active inputs); denser ones the dense product. Measured with
+/// `spyne bench --crossover` (see BENCHMARKS.md).
+pub const SPARSE_LINEAR_DENSITY: f32 = 0.1;
 
 /// Whether the fused kernels can run on `device` (the Flex CPU backend, with or without
 /// autodiff).
@@ -216,4 +232,130 @@ pub fn fused_recurrent(
         mems: mems.then(|| out.clone().narrow(0, steps, steps)),
         state: final_state.then(|| out.narrow(0, planes - rows, rows)),
     }
+}
+
+/// A Linear layer over binary spikes `x` (`[rows, K]`; `index` lists its active entries, see
+/// [`SpikeIndex::of`]): `weight` `[K, N]`, `bias` `[N]`. Returns `[rows, N]`, computed (and
+/// its weight gradient) from the active inputs only.
+pub fn spike_linear(
+    x: Tensor<2>,
+    index: Arc<SpikeIndex>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<2> {
+    let device = x.device();
+    let spec = SpikeLinearSpec {
+        index,
+        bias: bias.is_some(),
+    };
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([1], &device));
+    Tensor::from_dispatch(<Dispatch as SpikeBackend>::spike_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        spec,
+    ))
+}
+
+/// The input of a fused neuron layer given as binary spikes through a Linear layer: the
+/// layer's currents are computed inside the op from the active inputs.
+#[derive(Debug, Clone)]
+pub struct SpikeInput {
+    /// The active entries of the spikes, `[T·B, K]`.
+    pub index: Arc<SpikeIndex>,
+    /// `[K, N]`.
+    pub weight: Tensor<2>,
+    /// `[N]`.
+    pub bias: Option<Tensor<1>>,
+    /// Steps per chunk of the op's passes (0: chosen from the sizes). The result does not
+    /// depend on it beyond float rounding; tests set it to exercise the chunking.
+    pub chunk: usize,
+}
+
+/// A Leaky or Synaptic layer whose input is `spikes` (`[T, B, K]`) through the Linear layer
+/// `input`, as one op: the currents never exist, and the backward pass keeps only the index
+/// and a checkpoint of the state every few dozen steps. `spec` describes the neuron layer
+/// (`features` is `N`; `static_input` must be false); `gain` scales the currents
+/// (Lapicque). Returns what [`fused_sequence`] returns.
+pub fn fused_spike_sequence(
+    spikes: Tensor<3>,
+    input: SpikeInput,
+    (params, init): (Tensor<2>, Option<Tensor<3>>),
+    spec: LifSpec,
+    gain: Option<f32>,
+) -> FusedOutput {
+    let (steps, batch, n) = (spec.steps, spec.batch, spec.features);
+    let (head, state, spec) = spike_call(spikes, input, (params, init), None, spec, gain);
+    let planes = if spec.lif.mems { 2 * steps } else { steps };
+    let planes = head.reshape([planes, batch, n]);
+    FusedOutput {
+        spikes: planes.clone().narrow(0, 0, steps),
+        mems: spec.lif.mems.then(|| planes.narrow(0, steps, steps)),
+        state,
+    }
+}
+
+/// [`fused_spike_sequence`] followed by a Linear layer `out` (`[N, M]`, no bias) in the same
+/// op: returns the next layer's currents `[T, B, M]` and, when `spec.final_state`, the
+/// layer's final state, as [`fused_sequence_linear`] does.
+pub fn fused_spike_sequence_linear(
+    spikes: Tensor<3>,
+    input: SpikeInput,
+    (params, init): (Tensor<2>, Option<Tensor<3>>),
+    out: Tensor<2>,
+    spec: LifSpec,
+    gain: Option<f32>,
+) -> (Tensor<3>, Option<Tensor<3>>) {
+    let (steps, batch, m) = (spec.steps, spec.batch, out.dims()[1]);
+    let (head, state, _) = spike_call(spikes, input, (params, init), Some(out), spec, gain);
+    (head.reshape([steps, batch, m]), state)
+}
+
+/// The spike-input op: its flat output before the final state, the final state, the spec.
+fn spike_call(
+    spikes: Tensor<3>,
+    input: SpikeInput,
+    (params, init): (Tensor<2>, Option<Tensor<3>>),
+    out: Option<Tensor<2>>,
+    spec: LifSpec,
+    gain: Option<f32>,
+) -> (Tensor<1>, Option<Tensor<3>>, SpikeLifSpec) {
+    let device = spikes.device();
+    let [t, b, k] = spikes.dims();
+    let (batch, n) = (spec.batch, spec.features);
+    let lif = LifSpec {
+        init: init.is_some(),
+        static_input: false,
+        mems: spec.mems && out.is_none(),
+        ..spec
+    };
+    let spec = SpikeLifSpec {
+        index: input.index,
+        bias: input.bias.is_some(),
+        gain,
+        outputs: out.as_ref().map(|w| w.dims()[1]),
+        chunk: input.chunk,
+        lif,
+    };
+    let zero = || Tensor::<1>::zeros([1], &device);
+    let flat = Tensor::<1>::from_dispatch(<Dispatch as SpikeBackend>::spike_lif(
+        spikes.reshape([t * b, k]).into_dispatch(),
+        input.weight.into_dispatch(),
+        input.bias.unwrap_or_else(zero).into_dispatch(),
+        params.into_dispatch(),
+        init.unwrap_or_else(|| no_state(&device)).into_dispatch(),
+        out.unwrap_or_else(|| zero().reshape([1, 1]))
+            .into_dispatch(),
+        spec.clone(),
+    ));
+    if !spec.lif.final_state {
+        return (flat, None, spec);
+    }
+    let rows = spec.lif.kind.state_rows();
+    let (len, state_len) = (flat.dims()[0], rows * batch * n);
+    let state = flat
+        .clone()
+        .narrow(0, len - state_len, state_len)
+        .reshape([rows, batch, n]);
+    (flat.narrow(0, 0, len - state_len), Some(state), spec)
 }

@@ -161,6 +161,7 @@ macro_rules! register {
         }
     };
 }
+pub(super) use register;
 
 #[derive(Debug)]
 struct FusedLifLinearBackward;

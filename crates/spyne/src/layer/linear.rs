@@ -7,6 +7,7 @@ pub use burn::nn::Linear;
 
 use super::SeqLayer;
 use crate::error::{Error, Result};
+use crate::kernel;
 use crate::rng::{linear_bounds, UniformSource};
 use crate::run::Run;
 use crate::seq::Seq;
@@ -132,8 +133,20 @@ impl SeqLayer for Linear {
 
     /// `[T, B, in] → [T, B, out]`, as one `[T·B, in]` product (one `[B, in]` product for a
     /// constant input).
-    fn forward_seq(&self, x: Seq, _: &mut Run) -> Result<Seq> {
+    ///
+    /// Binary spikes at most [`kernel::SPARSE_LINEAR_DENSITY`] dense take the spike-driven
+    /// kernel on the CPU backend (unless the run is [`Run::composed`]): the sum of the weight
+    /// rows of the inputs that fired, forward and for the weight gradient.
+    fn forward_seq(&self, x: Seq, run: &mut Run) -> Result<Seq> {
         let shape = self.output_shape(x.shape())?;
+        if run.fused_allowed() {
+            if let Some(index) = x.active_inputs(kernel::SPARSE_LINEAR_DENSITY) {
+                run.count_sparse();
+                let bias = self.bias.as_ref().map(|b| b.val());
+                let y = kernel::spike_linear(x.data().clone(), index, self.weight.val(), bias);
+                return Ok(x.map(y, shape));
+            }
+        }
         let y = self.forward(x.data().clone());
         Ok(x.map(y, shape))
     }

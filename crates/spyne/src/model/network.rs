@@ -6,7 +6,7 @@ use super::spec::ModelSpec;
 use super::SpikingModel;
 use crate::error::{Error, Result};
 use crate::layer::{AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, SeqLayer};
-use crate::neuron::Cell;
+use crate::neuron::{After, Cell};
 use crate::run::{Output, Run};
 use crate::seq::Seq;
 
@@ -117,6 +117,17 @@ impl Network {
     }
 }
 
+impl Network {
+    /// The first layer from `j` on that is not a Flatten (which moves no data), stopping at
+    /// `last`.
+    fn after_flatten(&self, mut j: usize, last: usize) -> usize {
+        while matches!(self.layers[j], Layer::Flatten(_)) && j < last {
+            j += 1;
+        }
+        j
+    }
+}
+
 impl SpikingModel for Network {
     fn forward(&self, x: Seq, run: &mut Run) -> Result<Output> {
         // The data's own sample shape may differ ([1, 28, 28] into an MLP's [784]): the
@@ -131,11 +142,36 @@ impl SpikingModel for Network {
         let mut i = 0;
         while i < last {
             match &self.layers[i] {
-                Layer::Neuron(cell) => {
-                    let mut j = i + 1;
-                    while matches!(self.layers[j], Layer::Flatten(_)) && j < last {
-                        j += 1;
+                Layer::Linear(linear) if matches!(self.layers[i + 1], Layer::Neuron(_)) => {
+                    // Spikes into a Linear layer into a neuron layer: one op from the active
+                    // inputs where the input is sparse spikes.
+                    let Layer::Neuron(cell) = &self.layers[i + 1] else {
+                        unreachable!("matched just above")
+                    };
+                    if i + 1 == last {
+                        if let Some(out) = run.output_spiking(linear, cell, &x)? {
+                            return Ok(out);
+                        }
+                    } else {
+                        let j = self.after_flatten(i + 2, last);
+                        let after = match &self.layers[j] {
+                            Layer::Linear(next) => After::Linear(next),
+                            _ => After::Spikes(false),
+                        };
+                        if let Some((y, _)) = run.spiking_into(linear, cell, after, &x)? {
+                            x = y;
+                            i = if matches!(after, After::Linear(_)) {
+                                j + 1
+                            } else {
+                                i + 2
+                            };
+                            continue;
+                        }
                     }
+                    x = linear.forward_seq(x, run)?;
+                }
+                Layer::Neuron(cell) => {
+                    let j = self.after_flatten(i + 1, last);
                     if let Layer::Linear(linear) = &self.layers[j] {
                         x = run.into_linear(cell, linear, x)?;
                         i = j + 1;

@@ -8,6 +8,7 @@ use super::{
     RLeakyState, RSynaptic, RSynapticState, SpikeCore, Synaptic, SynapticState,
 };
 use crate::error::{Error, Result};
+use crate::kernel::SpikeInput;
 
 /// Any of spyne's neuron layers.
 #[derive(Module, Debug)]
@@ -202,6 +203,42 @@ impl Neuron for Cell {
                 Err(e) => return Some(Err(e)),
             };
             n.fused_linear(call, weight)
+                .map(|r| r.map(|(current, state)| (current, state.map(W))))
+        })
+    }
+
+    fn fused_spiking(
+        &self,
+        call: FusedCall<CellState>,
+        input: SpikeInput,
+    ) -> Option<Result<Fused<CellState>>> {
+        dispatch!(self, |n, W| {
+            let call = match map_call(call, |s| Ok(own_state!(s, W))) {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            n.fused_spiking(call, input).map(|r| {
+                r.map(|f| Fused {
+                    spikes: f.spikes,
+                    mems: f.mems,
+                    state: f.state.map(W),
+                })
+            })
+        })
+    }
+
+    fn fused_spiking_linear(
+        &self,
+        call: FusedCall<CellState>,
+        input: SpikeInput,
+        weight: Tensor<2>,
+    ) -> Option<Result<(Tensor<3>, Option<CellState>)>> {
+        dispatch!(self, |n, W| {
+            let call = match map_call(call, |s| Ok(own_state!(s, W))) {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            n.fused_spiking_linear(call, input, weight)
                 .map(|r| r.map(|(current, state)| (current, state.map(W))))
         })
     }

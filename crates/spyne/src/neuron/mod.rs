@@ -12,6 +12,7 @@
 mod alpha;
 mod cell;
 mod core;
+mod fused;
 mod lapicque;
 mod leaky;
 mod multistep;
@@ -20,6 +21,7 @@ mod recurrent;
 mod rleaky;
 mod rsynaptic;
 mod sequence;
+mod spiking;
 mod synaptic;
 
 pub use self::alpha::{Alpha, AlphaConfig, AlphaState};
@@ -32,12 +34,15 @@ pub use self::recurrent::{Recurrent, RecurrentKind};
 pub use self::rleaky::{RLeaky, RLeakyConfig, RLeakyState};
 pub use self::rsynaptic::{RSynaptic, RSynapticConfig, RSynapticState};
 pub use self::sequence::{run_sequence, step_sequence, Sequence};
+pub(crate) use self::spiking::After;
 pub use self::synaptic::{Synaptic, SynapticConfig, SynapticState};
 
 use burn::tensor::{Device, Tensor};
 
-use crate::error::{Error, Result};
-use crate::kernel::{self, LifKind, LifSpec};
+use crate::error::Result;
+use crate::kernel::SpikeInput;
+
+use self::fused::{fused_methods, FusedKind};
 
 /// The evolving state of a neuron layer: membranes (and currents, spikes where the model has
 /// them), one row per sample.
@@ -79,6 +84,32 @@ pub trait Neuron {
         weight: Tensor<2>,
     ) -> Option<Result<(Tensor<3>, Option<Self::State>)>> {
         let _ = (call, weight);
+        None
+    }
+
+    /// Like [`Neuron::fused`], with the layer's input currents computed inside the op from
+    /// binary spikes through a Linear layer: `call.input` holds the spikes `[steps, batch,
+    /// K]` and `input` the Linear layer and the spikes' [`crate::kernel::SpikeIndex`]. The
+    /// currents never exist, and the work follows the spikes. `None` where no kernel covers
+    /// the layer.
+    fn fused_spiking(
+        &self,
+        call: FusedCall<Self::State>,
+        input: SpikeInput,
+    ) -> Option<Result<Fused<Self::State>>> {
+        let _ = (call, input);
+        None
+    }
+
+    /// [`Neuron::fused_spiking`] followed by a Linear layer `weight` (`[features, M]`, no
+    /// bias) in the same op, as [`Neuron::fused_linear`].
+    fn fused_spiking_linear(
+        &self,
+        call: FusedCall<Self::State>,
+        input: SpikeInput,
+        weight: Tensor<2>,
+    ) -> Option<Result<(Tensor<3>, Option<Self::State>)>> {
+        let _ = (call, input, weight);
         None
     }
 }
@@ -152,155 +183,4 @@ pub struct Fused<S> {
     pub mems: Option<Tensor<3>>,
     /// The state after the last step, when asked for.
     pub state: Option<S>,
-}
-
-/// The neurons that the Leaky/Synaptic kernel covers: which kernel, their parameter rows,
-/// and their state as the kernel's planes.
-trait FusedKind: Neuron {
-    /// The kernel's neuron model.
-    const KIND: LifKind;
-    /// Threshold, surrogate and reset.
-    fn core(&self) -> &SpikeCore;
-    /// The kernel's parameter rows for width `n` (`[β, θ]` or `[α, β, θ]`), each `[1, n]`
-    /// or `[1, 1]`.
-    fn param_rows(&self, n: usize) -> Result<Vec<Tensor<2>>>;
-    /// A scale applied to the input before the kernel (Lapicque's `Δt/C`).
-    fn input_gain(&self) -> Option<f32> {
-        None
-    }
-    /// The state as the kernel's planes, `[S, batch, features]` (`[U]` or `[I_syn, U]`).
-    fn planes(&self, state: Self::State) -> Tensor<3>;
-    /// The kernel's final-state planes as a state.
-    fn state_of(&self, planes: Tensor<3>) -> Self::State;
-}
-
-/// [`Neuron::fused`] and [`Neuron::fused_linear`] for a neuron that implements
-/// [`FusedKind`].
-macro_rules! fused_methods {
-    () => {
-        fn fused(
-            &self,
-            call: super::FusedCall<Self::State>,
-        ) -> Option<Result<super::Fused<Self::State>>> {
-            super::fused_lif(self, call)
-        }
-
-        fn fused_linear(
-            &self,
-            call: super::FusedCall<Self::State>,
-            weight: Tensor<2>,
-        ) -> Option<Result<(Tensor<3>, Option<Self::State>)>> {
-            super::fused_lif_linear(self, call, weight)
-        }
-    };
-}
-use fused_methods;
-
-/// A fused call checked and packed for the kernel.
-struct Packed {
-    input: Tensor<3>,
-    params: Tensor<2>,
-    init: Option<Tensor<3>>,
-    spec: LifSpec,
-}
-
-/// Checks shapes and packs the parameter rows (`[1, N]` each, broadcast from scalars and
-/// channels) and initial state of a fused call. `None` off the Flex backend.
-fn pack<L: FusedKind>(layer: &L, call: FusedCall<L::State>) -> Option<Result<Packed>> {
-    if !kernel::supports(&call.input.device()) {
-        return None;
-    }
-    let FusedCall {
-        input,
-        static_input,
-        steps,
-        state,
-        mems,
-        final_state,
-    } = call;
-    let [t, batch, features] = input.dims();
-    if steps == 0 || (static_input && t != 1) || (!static_input && t != steps) {
-        return Some(Err(Error::Shape {
-            context: "fused sequence input steps",
-            expected: vec![if static_input { 1 } else { steps }, batch, features],
-            got: vec![t, batch, features],
-        }));
-    }
-    let params = match layer.param_rows(features) {
-        Ok(rows) => Tensor::cat(
-            rows.into_iter().map(|r| r.expand([1, features])).collect(),
-            0,
-        ),
-        Err(e) => return Some(Err(e)),
-    };
-    let init = state.map(|s| layer.planes(s));
-    if let Some(planes) = &init {
-        let expected = [L::KIND.state_rows(), batch, features];
-        if planes.dims() != expected {
-            return Some(Err(Error::Shape {
-                context: "fused sequence initial state",
-                expected: expected.to_vec(),
-                got: planes.dims().to_vec(),
-            }));
-        }
-    }
-    let input = match layer.input_gain() {
-        Some(g) => input.mul_scalar(g),
-        None => input,
-    };
-    let core = layer.core();
-    let spec = LifSpec {
-        kind: L::KIND,
-        reset: core.reset,
-        surrogate: core.surrogate.clone(),
-        steps,
-        batch,
-        features,
-        static_input,
-        mems,
-        init: init.is_some(),
-        final_state,
-    };
-    Some(Ok(Packed {
-        input,
-        params,
-        init,
-        spec,
-    }))
-}
-
-/// [`Neuron::fused`] for the neurons that have a kernel.
-fn fused_lif<L: FusedKind>(
-    layer: &L,
-    call: FusedCall<L::State>,
-) -> Option<Result<Fused<L::State>>> {
-    Some(pack(layer, call)?.map(|p| {
-        let out = kernel::fused_sequence(p.input, p.params, p.init, p.spec);
-        Fused {
-            spikes: out.spikes,
-            mems: out.mems,
-            state: out.state.map(|s| layer.state_of(s)),
-        }
-    }))
-}
-
-/// [`Neuron::fused_linear`] for the neurons that have a kernel.
-fn fused_lif_linear<L: FusedKind>(
-    layer: &L,
-    call: FusedCall<L::State>,
-    weight: Tensor<2>,
-) -> Option<Result<(Tensor<3>, Option<L::State>)>> {
-    Some(pack(layer, call)?.and_then(|p| {
-        let [n, _] = weight.dims();
-        if n != p.spec.features {
-            return Err(Error::Shape {
-                context: "fused Linear weight rows vs layer width",
-                expected: vec![p.spec.features],
-                got: vec![n],
-            });
-        }
-        let (current, state) =
-            kernel::fused_sequence_linear(p.input, p.params, p.init, weight, p.spec);
-        Ok((current, state.map(|s| layer.state_of(s))))
-    }))
 }

@@ -88,15 +88,17 @@ where
 
 impl Run {
     /// The output layer of a model: runs neuron layer `n` over `x` and returns its spikes and
-    /// membranes, `[T, B, classes]`, which the losses read.
+    /// (unless [`Run::output_mems`] said otherwise) membranes, `[T, B, classes]`, which the
+    /// losses read.
     pub fn output<N: Neuron>(&mut self, n: &N, x: Seq) -> Result<Output>
     where
         N::State: 'static,
     {
-        let (spikes, mems) = spiking(n, x, self, true)?;
+        let want = self.wants_output_mems();
+        let (spikes, mems) = spiking(n, x, self, want)?;
         Ok(Output {
             spikes: spikes.into_steps(),
-            mems: mems.expect("membranes were asked for"),
+            mems: mems.filter(|_| want),
         })
     }
 

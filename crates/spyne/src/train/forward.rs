@@ -64,11 +64,14 @@ pub fn forward<M: SpikingModel>(
         0 => steps,
         k => k.min(steps),
     };
+    // Membranes only where the loss reads them (evaluation reads spikes).
+    let mems = train.is_some() && config.loss.uses_membrane();
     let new_run = || {
         let run = match train {
             Some(rng) => Run::new().training(rng.clone()),
             None => Run::new(),
-        };
+        }
+        .output_mems(mems);
         if composed {
             run.composed()
         } else {
@@ -97,7 +100,10 @@ pub fn forward<M: SpikingModel>(
     Ok((
         Output {
             spikes: Tensor::cat(spikes, 0),
-            mems: Tensor::cat(mems, 0),
+            mems: mems
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(|m| Tensor::cat(m, 0)),
         },
         stats,
     ))

@@ -13,6 +13,7 @@ use crate::model::{ModelSpec, Network, SpikingModel};
 use crate::optim::Adam;
 use crate::rng::{Rng, TorchRng};
 use crate::run::PathStats;
+use crate::seq::Seq;
 use crate::tensor::scalar;
 
 /// What one training iteration reports.
@@ -133,13 +134,28 @@ impl<M: SpikingModel> Trainer<M> {
             rng,
             &device,
         )?;
+        self.train_seq(x, &batch.labels, rng)
+    }
+
+    /// One iteration on an input already encoded as a sequence on the model's device (spike
+    /// trains from an event source, say, with their [`crate::kernel::SpikeIndex`]; see
+    /// [`Seq::with_spike_index`]), with one label per sample: forward, loss, BPTT, Adam.
+    /// Returns (loss, accuracy). Dropout draws from `rng`.
+    pub fn train_seq(&mut self, x: Seq, labels: &[usize], rng: &mut Rng) -> Result<(f32, f32)> {
+        if labels.len() != x.batch() {
+            return Err(Error::Shape {
+                context: "labels per sequence batch",
+                expected: vec![x.batch()],
+                got: vec![labels.len()],
+            });
+        }
         let dropout = rng.fork();
         let (out, path) = forward(&self.model, x, &self.config, Some(&dropout), self.composed)?;
         self.path = path;
         let loss = self
             .config
             .loss
-            .compute(out.spikes.clone(), out.mems, &batch.labels)?;
+            .compute(out.spikes.clone(), out.mems, labels)?;
         let loss_value = scalar(loss.clone());
         if !loss_value.is_finite() {
             return Err(Error::NonFinite(format!(
@@ -150,7 +166,7 @@ impl<M: SpikingModel> Trainer<M> {
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
-        let acc = accuracy(&predict(&self.config, out.spikes.detach()), &batch.labels);
+        let acc = accuracy(&predict(&self.config, out.spikes.detach()), labels);
         Ok((loss_value, acc))
     }
 

@@ -265,8 +265,9 @@ impl Walk<'_> {
         } else {
             [0.0; L]
         };
-        let [mut du_next, mut dsyn_next, mut carry] = [[0.0f32; L]; 3];
-        let [mut gb, mut gt, mut ga, mut g_static] = [[0.0f32; L]; 4];
+        let lp = LaneParams { alpha, beta, theta };
+        let mut run = Lanes::<L>::default();
+        let mut g_static = [0.0f32; L];
         // The final state's gradient joins the last step's (state rows: [U] or [I_syn, U]).
         let (mut end_u, mut end_syn) = match self.state.g_end {
             Some(g) if SYN => (
@@ -280,38 +281,19 @@ impl Walk<'_> {
         let mut u_t = at(self.us, t_n);
         for t in (0..t_n).rev() {
             let u_prev = at(self.us, t);
-            let g_s = lanes::<L>(&self.g_s.row(t, n)[i..]);
-            let g_u = match &self.g_u {
-                Some(rows) => lanes::<L>(&rows.row(t, n)[i..]),
-                None => [0.0; L],
+            let step_in = StepIn {
+                u_t,
+                u_prev,
+                syn_prev: if SYN { at(self.syns, t) } else { [0.0; L] },
+                g_s: lanes::<L>(&self.g_s.row(t, n)[i..]),
+                g_u: match &self.g_u {
+                    Some(rows) => lanes::<L>(&rows.row(t, n)[i..]),
+                    None => [0.0; L],
+                },
+                end_u,
+                end_syn,
             };
-            let syn_prev = if SYN { at(self.syns, t) } else { [0.0; L] };
-            let mut g_in = [0.0f32; L];
-            for l in 0..L {
-                let d = eval::<SG>(k, custom, u_t[l] - theta[l]);
-                let r = step(u_prev[l] - theta[l]);
-                // How much of U[t−1] and of the step's input reach U[t].
-                let keep = if RESET == ZERO || RESET == ZTI {
-                    1.0 - r
-                } else {
-                    1.0
-                };
-                let keep_in = if RESET == ZERO { keep } else { 1.0 };
-                let du = g_u[l] + end_u[l] + g_s[l] * d + carry[l] * du_next[l];
-                g_in[l] = if SYN {
-                    let dsyn = du * keep_in + alpha[l] * dsyn_next[l] + end_syn[l];
-                    ga[l] += dsyn * syn_prev[l];
-                    dsyn_next[l] = dsyn;
-                    dsyn
-                } else {
-                    du
-                };
-                gb[l] += du * keep * u_prev[l];
-                gt[l] -= g_s[l] * d + if RESET == SUB { du * r } else { 0.0 };
-                // ∂U[t]/∂U[t−1], used one step earlier in time.
-                carry[l] = beta[l] * keep;
-                du_next[l] = du;
-            }
+            let g_in = back_step::<SYN, RESET, SG, L>(&mut run, &lp, (k, custom), &step_in);
             (end_u, end_syn) = ([0.0; L], [0.0; L]);
             if spec.static_input {
                 for l in 0..L {
@@ -329,6 +311,14 @@ impl Walk<'_> {
             let row = unsafe { self.g_input.row(self.b, n) };
             row[i..i + L].copy_from_slice(&g_static);
         }
+        let Lanes {
+            du_next,
+            dsyn_next,
+            carry,
+            gb,
+            gt,
+            ga,
+        } = run;
         if spec.init {
             // ∂L/∂U[−1] = c[0]·δ[0] (and ∂L/∂I_syn[−1] = α·δ_syn[0]).
             let u_row = if SYN { 1 } else { 0 };
@@ -354,8 +344,103 @@ impl Walk<'_> {
     }
 }
 
+/// The running state of the backward walk over a block of `L` neurons: what step `t + 1`
+/// hands to step `t`, and the parameter gradients summed so far.
+#[derive(Clone, Copy)]
+pub(in crate::kernel) struct Lanes<const L: usize> {
+    /// `δ[t+1] = ∂L/∂U[t+1]`.
+    pub(in crate::kernel) du_next: [f32; L],
+    /// `δ_syn[t+1]` (Synaptic).
+    pub(in crate::kernel) dsyn_next: [f32; L],
+    /// `∂U[t+1]/∂U[t]`.
+    pub(in crate::kernel) carry: [f32; L],
+    /// `Σ ∂L/∂β`, `Σ ∂L/∂θ`, `Σ ∂L/∂α` so far.
+    pub(in crate::kernel) gb: [f32; L],
+    pub(in crate::kernel) gt: [f32; L],
+    pub(in crate::kernel) ga: [f32; L],
+}
+
+impl<const L: usize> Default for Lanes<L> {
+    fn default() -> Self {
+        let z = [0.0; L];
+        Lanes {
+            du_next: z,
+            dsyn_next: z,
+            carry: z,
+            gb: z,
+            gt: z,
+            ga: z,
+        }
+    }
+}
+
+/// The block's neuron parameters (`alpha` zeros for Leaky).
+pub(in crate::kernel) struct LaneParams<const L: usize> {
+    pub(in crate::kernel) alpha: [f32; L],
+    pub(in crate::kernel) beta: [f32; L],
+    pub(in crate::kernel) theta: [f32; L],
+}
+
+/// What one step of the walk reads for the block.
+pub(in crate::kernel) struct StepIn<const L: usize> {
+    /// `U[t]`, `U[t−1]`, `I_syn[t−1]`.
+    pub(in crate::kernel) u_t: [f32; L],
+    pub(in crate::kernel) u_prev: [f32; L],
+    pub(in crate::kernel) syn_prev: [f32; L],
+    /// Upstream `∂L/∂S[t]` and `∂L/∂U[t]`.
+    pub(in crate::kernel) g_s: [f32; L],
+    pub(in crate::kernel) g_u: [f32; L],
+    /// The final state's gradient, at the last step only (zeros elsewhere).
+    pub(in crate::kernel) end_u: [f32; L],
+    pub(in crate::kernel) end_syn: [f32; L],
+}
+
+/// One step back in time for a block of neurons (see [`backward`] for the recursion):
+/// updates the running state and returns `∂L/∂I[t]`.
 #[inline(always)]
-fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
+#[allow(clippy::needless_range_loop)] // one lane of a dozen arrays at a time
+pub(in crate::kernel) fn back_step<
+    const SYN: bool,
+    const RESET: u8,
+    const SG: u8,
+    const L: usize,
+>(
+    run: &mut Lanes<L>,
+    p: &LaneParams<L>,
+    (k, custom): ([f32; 2], DerivativeRef),
+    s: &StepIn<L>,
+) -> [f32; L] {
+    let mut g_in = [0.0f32; L];
+    for l in 0..L {
+        let d = eval::<SG>(k, custom, s.u_t[l] - p.theta[l]);
+        let r = step(s.u_prev[l] - p.theta[l]);
+        // How much of U[t−1] and of the step's input reach U[t].
+        let keep = if RESET == ZERO || RESET == ZTI {
+            1.0 - r
+        } else {
+            1.0
+        };
+        let keep_in = if RESET == ZERO { keep } else { 1.0 };
+        let du = s.g_u[l] + s.end_u[l] + s.g_s[l] * d + run.carry[l] * run.du_next[l];
+        g_in[l] = if SYN {
+            let dsyn = du * keep_in + p.alpha[l] * run.dsyn_next[l] + s.end_syn[l];
+            run.ga[l] += dsyn * s.syn_prev[l];
+            run.dsyn_next[l] = dsyn;
+            dsyn
+        } else {
+            du
+        };
+        run.gb[l] += du * keep * s.u_prev[l];
+        run.gt[l] -= s.g_s[l] * d + if RESET == SUB { du * r } else { 0.0 };
+        // ∂U[t]/∂U[t−1], used one step earlier in time.
+        run.carry[l] = p.beta[l] * keep;
+        run.du_next[l] = du;
+    }
+    g_in
+}
+
+#[inline(always)]
+pub(in crate::kernel) fn lanes<const L: usize>(s: &[f32]) -> [f32; L] {
     let mut a = [0.0f32; L];
     a.copy_from_slice(&s[..L]);
     a

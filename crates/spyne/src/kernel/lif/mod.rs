@@ -10,7 +10,10 @@ mod backward;
 use rayon::prelude::*;
 
 pub use backward::backward;
-pub(super) use backward::{recompute_row, sum_in_order, Rows, StateGrads, Walk};
+pub(super) use backward::{
+    back_step, lanes, recompute_row, sum_in_order, LaneParams, Lanes, Rows, StateGrads, StepIn,
+    Walk,
+};
 
 use crate::neuron::Reset;
 use crate::surrogate::Surrogate;
@@ -177,6 +180,16 @@ impl Shared {
     #[allow(clippy::mut_from_ref)]
     pub(super) unsafe fn row(&self, row: usize, n: usize) -> &mut [f32] {
         std::slice::from_raw_parts_mut(self.0.add(row * n), n)
+    }
+
+    /// Elements `start..start + len` of the array this points into.
+    ///
+    /// # Safety
+    /// They lie inside the array, and no one else reads or writes them meanwhile.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn at(&self, start: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
     }
 }
 
