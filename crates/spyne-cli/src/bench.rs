@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// Time every layer that has a kernel, fused and composed, instead (one line each).
     #[arg(long)]
     layers: bool,
+    /// Time the spike-driven layers against their dense paths at rising input densities
+    /// instead (one line per layer and density): where the crossover lies.
+    #[arg(long)]
+    crossover: bool,
     /// shd-like: give the input as plain values, so that the spike index is built from them
     /// every iteration (by default it comes with the input, as an event data set gives it).
     #[arg(long)]
@@ -105,6 +109,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let threads = crate::threads::init(args.threads)?;
     if args.layers {
         return crate::bench_layers::run(args.iters.clamp(3, 30));
+    }
+    if args.crossover {
+        return crate::bench_crossover::run(args.iters.clamp(3, 30));
     }
     let composed = match args.path.as_str() {
         "fused" => false,

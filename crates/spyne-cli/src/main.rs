@@ -2,6 +2,7 @@
 
 mod alloc;
 mod bench;
+mod bench_crossover;
 mod bench_layers;
 mod eval;
 mod model;

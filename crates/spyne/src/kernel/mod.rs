@@ -37,9 +37,10 @@ use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor};
 
 /// Binary inputs at most this dense take the spike-driven Linear layer (forward and weight
-/// gradient from the active inputs); denser ones the dense product. Measured with
-/// `spyne bench --crossover` (see BENCHMARKS.md).
-pub const SPARSE_LINEAR_DENSITY: f32 = 0.1;
+/// gradient from the active inputs); denser ones the dense product. `spyne bench
+/// --crossover` measured the crossover at about 0.18 for the Linear layer alone and 0.25 for
+/// it fused into the neuron layer after it (BENCHMARKS.md).
+pub const SPARSE_LINEAR_DENSITY: f32 = 0.15;
 
 /// Whether the fused kernels can run on `device` (the Flex CPU backend, with or without
 /// autodiff).

@@ -209,18 +209,22 @@ pub(super) fn reset_code(r: Reset) -> u8 {
     }
 }
 
-/// Calls `$go::<SYN, RESET>(…)` for the spec's neuron and reset.
+/// Calls `$go::<…, SYN, RESET>(…)` for the spec's neuron and reset (after any generic
+/// arguments given).
 macro_rules! monomorphize {
     ($spec:expr, $go:ident ( $($arg:expr),* )) => {
+        monomorphize!($spec, $go::<>($($arg),*))
+    };
+    ($spec:expr, $go:ident :: < $($g:literal),* > ( $($arg:expr),* )) => {
         match ($spec.kind, reset_code($spec.reset)) {
-            (LifKind::Leaky, SUB) => $go::<false, SUB>($($arg),*),
+            (LifKind::Leaky, SUB) => $go::<$($g,)* false, SUB>($($arg),*),
             // Leaky's zero reset already zeroes the previous membrane.
-            (LifKind::Leaky, ZERO | ZTI) => $go::<false, ZERO>($($arg),*),
-            (LifKind::Leaky, _) => $go::<false, NONE>($($arg),*),
-            (LifKind::Synaptic, SUB) => $go::<true, SUB>($($arg),*),
-            (LifKind::Synaptic, ZERO) => $go::<true, ZERO>($($arg),*),
-            (LifKind::Synaptic, ZTI) => $go::<true, ZTI>($($arg),*),
-            (LifKind::Synaptic, _) => $go::<true, NONE>($($arg),*),
+            (LifKind::Leaky, ZERO | ZTI) => $go::<$($g,)* false, ZERO>($($arg),*),
+            (LifKind::Leaky, _) => $go::<$($g,)* false, NONE>($($arg),*),
+            (LifKind::Synaptic, SUB) => $go::<$($g,)* true, SUB>($($arg),*),
+            (LifKind::Synaptic, ZERO) => $go::<$($g,)* true, ZERO>($($arg),*),
+            (LifKind::Synaptic, ZTI) => $go::<$($g,)* true, ZTI>($($arg),*),
+            (LifKind::Synaptic, _) => $go::<$($g,)* true, NONE>($($arg),*),
         }
     };
 }

@@ -4,20 +4,28 @@
 //!
 //! The layer's input current at `(t, b)` is the sum of the input weight rows of the inputs
 //! that fired ([`SpikeIndex`]), plus the bias: no product over the zeros, and the currents
-//! `[T, B, N]` never exist. Forward, per block of batch rows, chunk of steps by chunk: the
-//! currents, the neuron update, the spikes kept in cache and, with an output Linear layer,
-//! one small product per chunk. The state at the start of every chunk is kept (1/chunk of
-//! the membrane history) so that the backward pass can recompute any chunk alone.
+//! `[T, B, N]` never exist. Both passes run chunk of steps by chunk; their tasks are blocks
+//! of 64 neurons (every gradient column then belongs to one task: no partial sums to add,
+//! the same result on any number of threads), and within a task, lane blocks of 16 neurons
+//! whose input weights (`[K, 16]`, [`LaneMajor`]) stay in L1 while the block runs over every
+//! row and step: the sums are random reads of weight rows, and from L2 they cost twice as
+//! much.
 //!
-//! Backward, per block of neurons (every weight gradient column then belongs to one task:
-//! no partial sums to add, the same result on any number of threads), chunk by chunk from
-//! the last: recompute the chunk from its checkpoint, form `∂L/∂S` (one small product with
-//! the output weights, or the spikes' upstream gradient), walk back through the chunk with
-//! the surrogate (the same per-step arithmetic as [`super::lif`]), and add each step's input
-//! gradient `δ[t, b]` to the weight rows of the inputs that fired then:
-//! `∂L/∂W_in[k] += δ[t, b]` for every active `k`. Scratch is a chunk for one neuron block.
+//! Forward: the currents, the neuron update, and the spikes; with an output Linear layer,
+//! the neurons that fired add their output weight rows to the next layer's currents. The
+//! state at the start of every chunk is kept (a chunk's share of the membrane history), so
+//! that the backward pass can recompute any chunk alone.
+//!
+//! Backward, chunk by chunk from the last, lane block by lane block: recompute the chunk
+//! from its checkpoint, then walk back through it with the surrogate (the per-step
+//! arithmetic of [`super::lif`]), forming `∂L/∂S = ∂L/∂I'·W_outᵀ` on the way, adding
+//! `∂L/∂I'[t, b]` to the output weight gradient of the neurons that fired, and each step's
+//! input gradient `δ[t, b]` to the weight rows of the inputs that fired then:
+//! `∂L/∂W_in[k] += δ[t, b]` for every active `k`.
 
 mod backward;
+mod forward;
+mod walk;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,14 +33,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 pub use backward::backward;
+pub use forward::forward;
 
-use super::dense::matmul;
-use super::lif::{
-    monomorphize, multiversion, reset_code, spike, split_params, step_row, Params, Shared,
-    Unfilled, NONE, SUB, ZERO, ZTI,
-};
+use super::lif::Params;
 use super::spike_index::SpikeIndex;
-use super::{LifKind, LifSpec};
+use super::LifSpec;
 
 /// Neurons per task of both passes.
 const BLOCK: usize = 64;
@@ -40,13 +45,14 @@ const BLOCK: usize = 64;
 /// Neurons per block of the lane-major weights (one AVX-512 register).
 const LANE_BLOCK: usize = 16;
 
-/// Hidden spikes at most this dense drive the output layer's product and weight gradient
-/// spike by spike; denser ones take a GEMM.
+/// Hidden spikes at most this dense add the output weight rows of the neurons that fired to
+/// the next layer's currents; denser ones take a GEMM when the output layer is wide (adding
+/// fewer than 64 weights per spike beats packing a GEMM at any density).
 const SPARSE_OUTPUT_DENSITY: f32 = 0.15;
 
-/// Floats of backward scratch per chunk (membranes, currents, spikes and their gradients for
-/// the batch and one block of neurons): about 1 MB, so a chunk stays in L2.
-const CHUNK_FLOATS: usize = 1 << 18;
+/// Floats of the backward pass's recomputed membranes (and currents) per lane block and
+/// chunk, for the whole batch: 256 KB, so that a chunk stays in L2.
+const CHUNK_FLOATS: usize = 1 << 16;
 
 /// One call of the op.
 #[derive(Debug, Clone)]
@@ -92,7 +98,7 @@ impl SpikeLifSpec {
         if self.chunk > 0 {
             return self.chunk.min(steps);
         }
-        let per_step = 4 * self.lif.batch * BLOCK.min(self.lif.features);
+        let per_step = 2 * self.lif.batch * LANE_BLOCK;
         (CHUNK_FLOATS / per_step.max(1)).clamp(8, 256).min(steps)
     }
 
@@ -130,29 +136,24 @@ pub struct Weights<'a> {
     pub w_out: &'a [f32],
 }
 
-/// The input weights as the passes read them: rows of `stride` floats, of which the
-/// neurons of interest start at column `r0`.
-#[derive(Clone, Copy)]
-pub(super) struct InputRows<'a> {
-    pub(super) w: &'a [f32],
-    pub(super) stride: usize,
-    pub(super) r0: usize,
-}
-
-/// `W_in` (`[K, N]`) rearranged block of [`LANE_BLOCK`] neurons by block: the block of
-/// neurons `n0..` is `[K, width]` and contiguous. A pass runs one block over every step and
-/// row while its columns (45 KB for K = 700) stay in L1; read in place, `W_in`'s rows are a
-/// power of two apart for common widths, and a few columns of each thrash the cache sets.
+/// `W_in` (`[K, N]`) rearranged lane block by lane block: the block of neurons `n0..` (`n0`
+/// a multiple of [`LANE_BLOCK`]) is `[K, width]` and contiguous, 45 KB for K = 700. Read in
+/// place, `W_in`'s rows are a power of two apart for common widths, and a few columns of
+/// each would thrash the cache sets.
 pub(super) struct LaneMajor {
     data: Vec<f32>,
     k: usize,
     n: usize,
+    /// The CPU has AVX-512F (the sums then run on explicit vector registers).
+    pub(super) avx512: bool,
 }
 
 impl LaneMajor {
     pub(super) fn new(w_in: &[f32], k: usize, n: usize) -> LaneMajor {
+        assert_eq!(w_in.len(), k * n, "input weights vs spike index width");
         let mut data = vec![0.0f32; k * n];
-        data.par_chunks_mut(k * LANE_BLOCK)
+        // (No rows, as for an absent output layer: nothing to lay out.)
+        data.par_chunks_mut((k * LANE_BLOCK).max(1))
             .enumerate()
             .for_each(|(j, dst)| {
                 let (n0, width) = (j * LANE_BLOCK, LANE_BLOCK.min(n - j * LANE_BLOCK));
@@ -160,47 +161,81 @@ impl LaneMajor {
                     row.copy_from_slice(&w_in[kk * n + n0..][..width]);
                 }
             });
-        LaneMajor { data, k, n }
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        LaneMajor { data, k, n, avx512 }
     }
 
-    /// The input rows of the block that starts at neuron `n0` (a multiple of
-    /// [`LANE_BLOCK`]), and its width.
+    /// The weights of lane `l0` on of the lane block that starts at neuron `n0`: rows of the
+    /// block's width.
     #[inline(always)]
-    pub(super) fn block(&self, n0: usize) -> (InputRows<'_>, usize) {
+    pub(super) fn lanes(&self, n0: usize, l0: usize) -> Lanes<'_> {
         let width = LANE_BLOCK.min(self.n - n0);
-        let w = &self.data[n0 * self.k..][..self.k * width];
-        (
-            InputRows {
-                w,
-                stride: width,
-                r0: 0,
-            },
-            width,
-        )
+        Lanes {
+            w: &self.data[n0 * self.k..][..self.k * width],
+            stride: width,
+            l0,
+            avx512: self.avx512,
+        }
     }
 }
 
-/// `cur[j] = (Σ_{k active in `row`} W_in[k, r0 + j] + b_in[b0 + j])·gain`: the input current
-/// of `cur.len()` neurons (the sum ordered as [`sum_lanes`] orders it, the same in both
-/// passes).
-#[inline(always)]
-pub(super) fn current(
-    spec: &SpikeLifSpec,
-    rows: InputRows,
-    (b_in, b0): (&[f32], usize),
-    row: usize,
-    cur: &mut [f32],
-) {
-    let width = cur.len();
-    let active = spec.index.row(row);
-    if width == LANE_BLOCK && rows.stride == LANE_BLOCK && rows.r0 == 0 {
-        sum_block(rows.w, active, cur.try_into().unwrap());
-    } else {
-        let c0 = sum_lanes::<4>(rows, active, 0, cur);
-        sum_lanes::<1>(rows, active, c0, cur);
+/// Some lanes of one lane block of [`LaneMajor`]: row `k` of lane `l` at `k·stride + l0 + l`.
+#[derive(Clone, Copy)]
+pub(super) struct Lanes<'a> {
+    w: &'a [f32],
+    stride: usize,
+    l0: usize,
+    avx512: bool,
+}
+
+impl<'a> Lanes<'a> {
+    /// Row `k` of the `L` lanes.
+    #[inline(always)]
+    pub(super) fn row<const L: usize>(&self, k: usize) -> &'a [f32; L] {
+        self.w[k * self.stride + self.l0..][..L].try_into().unwrap()
     }
+
+    /// The lane block's width.
+    pub(super) fn width(&self) -> usize {
+        self.stride
+    }
+}
+
+/// Lanes worked on together: a whole lane block, or one lane of a narrower last block.
+pub(super) fn lane_groups(r: Range<usize>) -> Vec<(usize, usize, usize)> {
+    let mut groups = Vec::new();
+    let mut n0 = r.start;
+    while n0 < r.end {
+        let width = LANE_BLOCK.min(r.end - n0);
+        if width == LANE_BLOCK {
+            groups.push((n0, 0, LANE_BLOCK));
+        } else {
+            groups.extend((0..width).map(|l| (n0, l, 1)));
+        }
+        n0 += width;
+    }
+    groups
+}
+
+/// `cur = (Σ_{k active in row} W_in[k, lanes] + b_in[j..j + L])·gain`: the input current of
+/// the `L` neurons from `j`, summed as `(s₀ + s₁) + (s₂ + s₃)` where `s_i` adds the active
+/// inputs `i, i + 4, …` in order (four independent additions hide their latency): the same
+/// in both passes, whatever the lanes are grouped with.
+#[inline(always)]
+pub(super) fn current<const L: usize>(
+    spec: &SpikeLifSpec,
+    lanes: Lanes,
+    (b_in, j): (&[f32], usize),
+    row: usize,
+    cur: &mut [f32; L],
+) {
+    let active = spec.index.row(row);
+    sum_rows::<L>(lanes, active, cur);
     if spec.bias {
-        for (c, &v) in cur.iter_mut().zip(&b_in[b0..b0 + width]) {
+        for (c, &v) in cur.iter_mut().zip(&b_in[j..j + L]) {
             *c += v;
         }
     }
@@ -211,69 +246,37 @@ pub(super) fn current(
     }
 }
 
-/// `cur[c..c + L] = Σ_{k in active} W[k, r0 + c..][..L]` for blocks of `L` lanes from `c0`
-/// while whole blocks fit, as `(s₀ + s₁) + (s₂ + s₃)` where `s_j` sums the inputs `j, j + 4,
-/// …` of `active` in order (four independent additions hide their latency); returns where
-/// it stopped.
+/// The sum of [`current`] without bias and gain.
 #[inline(always)]
-fn sum_lanes<const L: usize>(
-    rows: InputRows,
-    active: &[u32],
-    mut c0: usize,
-    cur: &mut [f32],
-) -> usize {
-    let at = |k: u32, c0: usize| -> &[f32; L] {
-        rows.w[k as usize * rows.stride + rows.r0 + c0..][..L]
+fn sum_rows<const L: usize>(lanes: Lanes, active: &[u32], cur: &mut [f32; L]) {
+    debug_assert!(lanes.l0 + L <= lanes.stride);
+    #[cfg(target_arch = "x86_64")]
+    if L == 16 && lanes.stride == 16 && lanes.avx512 {
+        debug_assert!(active.iter().all(|&k| (k as usize) < lanes.w.len() / 16));
+        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`). The index's entries are below
+        // its width (it is built so), and the block has that many rows of 16 floats (both
+        // passes build `LaneMajor` with the index's width), so every read is inside `w`;
+        // `cur` holds 16 floats.
+        unsafe { x86::sum16(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
+        return;
+    }
+    let at = |k: u32| -> &[f32; L] {
+        lanes.w[k as usize * lanes.stride + lanes.l0..][..L]
             .try_into()
             .unwrap()
-    };
-    while c0 + L <= cur.len() {
-        let mut acc = [[0.0f32; L]; 4];
-        let quads = active.chunks_exact(4);
-        let rest = quads.remainder();
-        for q in quads {
-            for (j, &k) in q.iter().enumerate() {
-                for (a, v) in acc[j].iter_mut().zip(at(k, c0)) {
-                    *a += v;
-                }
-            }
-        }
-        for (j, &k) in rest.iter().enumerate() {
-            for (a, v) in acc[j].iter_mut().zip(at(k, c0)) {
-                *a += v;
-            }
-        }
-        for (l, c) in cur[c0..c0 + L].iter_mut().enumerate() {
-            *c = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
-        }
-        c0 += L;
-    }
-    c0
-}
-
-/// [`sum_lanes`] for one whole block of [`LANE_BLOCK`] lanes whose rows are `LANE_BLOCK`
-/// apart (the hot loop of both passes).
-#[inline(always)]
-fn sum_block(w: &[f32], active: &[u32], cur: &mut [f32; LANE_BLOCK]) {
-    const L: usize = LANE_BLOCK;
-    let at = |k: u32| -> &[f32; L] {
-        debug_assert!((k as usize + 1) * L <= w.len());
-        // SAFETY: the index's columns are below its width (it is built so), which is the
-        // weights' row count (both passes check it), so k's L lanes lie inside `w`.
-        unsafe { &*(w.as_ptr().add(k as usize * L) as *const [f32; L]) }
     };
     let mut acc = [[0.0f32; L]; 4];
     let quads = active.chunks_exact(4);
     let rest = quads.remainder();
     for q in quads {
-        for (j, &k) in q.iter().enumerate() {
-            for (a, v) in acc[j].iter_mut().zip(at(k)) {
+        for (i, &k) in q.iter().enumerate() {
+            for (a, v) in acc[i].iter_mut().zip(at(k)) {
                 *a += v;
             }
         }
     }
-    for (j, &k) in rest.iter().enumerate() {
-        for (a, v) in acc[j].iter_mut().zip(at(k)) {
+    for (i, &k) in rest.iter().enumerate() {
+        for (a, v) in acc[i].iter_mut().zip(at(k)) {
             *a += v;
         }
     }
@@ -290,176 +293,6 @@ pub(super) fn neuron_blocks(n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Forward: the flat output ([`SpikeLifSpec::output_len`]) and, when `checkpoints`, the
-/// state at the start of every chunk ([`SpikeLifSpec::checkpoint_len`]) for the backward
-/// pass. Chunk by chunk: every block of neurons over the chunk's steps and rows in
-/// parallel, then (with an output layer) the chunk's currents.
-pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>, Vec<f32>) {
-    let lif = &spec.lif;
-    let (b_n, n) = (lif.batch, lif.features);
-    let rows = lif.kind.state_rows();
-    let plane = rows * b_n * n;
-    let lanes = LaneMajor::new(w.w_in, spec.index.cols(), n);
-    assert_eq!(
-        w.w_in.len(),
-        spec.index.cols() * n,
-        "input weights vs spike index width"
-    );
-    let mut out = Unfilled::new(spec.output_len());
-    let out_ptr = Shared(out.as_mut_ptr());
-    let mut ckpt = vec![
-        0.0f32;
-        if checkpoints {
-            spec.checkpoint_len()
-        } else {
-            0
-        }
-    ];
-    // The state between chunks, `[S, B, N]` (`[U]` or `[I_syn, U]`).
-    let mut state = if lif.init {
-        w.init[..plane].to_vec()
-    } else {
-        vec![0.0; plane]
-    };
-    let m = spec.outputs.unwrap_or(0);
-    let mut s = vec![0.0f32; if m > 0 { spec.chunk_len() * b_n * n } else { 0 }];
-    let blocks = neuron_blocks(n);
-    for c in 0..spec.chunks() {
-        if checkpoints {
-            ckpt[c * plane..][..plane].copy_from_slice(&state);
-        }
-        let steps = spec.chunk(c);
-        let ptrs = (Shared(state.as_mut_ptr()), Shared(s.as_mut_ptr()), out_ptr);
-        blocks.par_iter().for_each(|r| {
-            let block = (r.clone(), steps.clone());
-            monomorphize!(lif, forward_block(spec, (&lanes, w), block, ptrs));
-        });
-        if m > 0 {
-            write_currents(spec, w.w_out, &s, steps, out_ptr);
-        }
-    }
-    if lif.final_state {
-        // The state planes follow the currents, or the spike and membrane planes.
-        let at = match spec.outputs {
-            Some(m) => lif.steps * b_n * m,
-            None => (lif.output_planes() - rows) * b_n * n,
-        };
-        // SAFETY: the state planes are the output's last `plane` values.
-        unsafe { out_ptr.at(at, plane) }.copy_from_slice(&state);
-    }
-    // SAFETY: every chunk wrote every row of its steps (currents, or spikes and
-    // membranes), and the final state was written just above.
-    (unsafe { out.assume_filled() }, ckpt)
-}
-
-multiversion! {
-    /// Neurons `r` over one chunk of steps, block of 16 by block, row by row: the input
-    /// current from the active inputs, the update, the spikes (into the chunk's spike
-    /// buffer when an output layer follows, else the output), the membranes when asked.
-    fn forward_block<SYN: bool, RESET: u8>(
-        spec: &SpikeLifSpec,
-        weights: (&LaneMajor, &Weights),
-        block: (Range<usize>, Range<usize>),
-        ptrs: (Shared, Shared, Shared),
-    ) {
-        let ((lanes, w), (r, steps), (state, s, out)) = (weights, block, ptrs);
-        let lif = &spec.lif;
-        let (b_n, n) = (lif.batch, lif.features);
-        let p = split_params(lif, w.params);
-        let m = spec.outputs.unwrap_or(0);
-        let mut n0 = r.start;
-        while n0 < r.end {
-            let (rows_in, width) = lanes.block(n0);
-            let pb = params_of(p, &(n0..n0 + width));
-            let (mut cur, mut u, mut syn) = ([0.0f32; LANE_BLOCK], [0.0f32; LANE_BLOCK], [0.0f32; LANE_BLOCK]);
-            let (cur, u, syn) = (&mut cur[..width], &mut u[..width], &mut syn[..width]);
-            // State rows: [U], or [I_syn, U].
-            let at = |k: usize, b: usize| ((k * b_n + b) * n + n0, width);
-            let u_row = if SYN { 1 } else { 0 };
-            for b in 0..b_n {
-                // SAFETY: lanes n0.. of every state row belong to this task alone.
-                unsafe {
-                    let (i, l) = at(u_row, b);
-                    u.copy_from_slice(state.at(i, l));
-                    if SYN {
-                        let (i, l) = at(0, b);
-                        syn.copy_from_slice(state.at(i, l));
-                    }
-                }
-                for t in steps.clone() {
-                    current(spec, rows_in, (w.b_in, n0), t * b_n + b, cur);
-                    step_row::<SYN, RESET>(pb, cur, u, syn);
-                    // SAFETY: lanes n0.. of row (t, b) belong to this task alone.
-                    let spikes = unsafe {
-                        if m > 0 {
-                            s.at(((t - steps.start) * b_n + b) * n + n0, width)
-                        } else {
-                            out.at((t * b_n + b) * n + n0, width)
-                        }
-                    };
-                    for ((s, &u), &th) in spikes.iter_mut().zip(&*u).zip(pb.theta) {
-                        *s = spike(u - th);
-                    }
-                    if m == 0 && lif.mems {
-                        // SAFETY: as above, in the membrane planes.
-                        unsafe { out.at(((lif.steps + t) * b_n + b) * n + n0, width) }.copy_from_slice(u);
-                    }
-                }
-                // SAFETY: as above.
-                unsafe {
-                    let (i, l) = at(u_row, b);
-                    state.at(i, l).copy_from_slice(u);
-                    if SYN {
-                        let (i, l) = at(0, b);
-                        state.at(i, l).copy_from_slice(syn);
-                    }
-                }
-            }
-            n0 += width;
-        }
-    }
-}
-
-/// The output layer's currents for one chunk: `I'[t, b] = S[t, b]·W_out` from the chunk's
-/// spikes `s` (`[(t − t0)·B + b, N]`), written to the output rows of the chunk's steps, in
-/// parallel groups of rows. Sparse spikes add the output weight rows of the neurons that
-/// fired; denser ones (or NaN spikes) take one product.
-fn write_currents(spec: &SpikeLifSpec, w_out: &[f32], s: &[f32], steps: Range<usize>, out: Shared) {
-    let (b_n, n) = (spec.lif.batch, spec.lif.features);
-    let m = spec.outputs.unwrap_or(0);
-    let group = (256 / b_n).max(1);
-    let first = steps.start * b_n;
-    (0..steps.len())
-        .step_by(group)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .for_each(|t0| {
-            let rows = t0 * b_n..((t0 + group).min(steps.len())) * b_n;
-            let s = &s[rows.start * n..rows.end * n];
-            // SAFETY: these output rows belong to this task alone.
-            let dst = unsafe { out.at((first + rows.start) * m, rows.len() * m) };
-            match SpikeIndex::build(s, n, SPARSE_OUTPUT_DENSITY) {
-                Some(fired) => {
-                    for (r, dst) in dst.chunks_exact_mut(m).enumerate() {
-                        dst.fill(0.0);
-                        for &k in fired.row(r) {
-                            for (d, &w) in dst.iter_mut().zip(&w_out[k as usize * m..][..m]) {
-                                *d += w;
-                            }
-                        }
-                    }
-                }
-                None => matmul(
-                    (dst, (m, 1)),
-                    false,
-                    (s, (n, 1)),
-                    (w_out, (m, 1)),
-                    [rows.len(), m, n],
-                ),
-            }
-        });
-}
-
 /// The parameter rows of neurons `r`.
 pub(super) fn params_of<'a>(p: Params<'a>, r: &Range<usize>) -> Params<'a> {
     Params {
@@ -470,5 +303,43 @@ pub(super) fn params_of<'a>(p: Params<'a>, r: &Range<usize>) -> Params<'a> {
         },
         beta: &p.beta[r.clone()],
         theta: &p.theta[r.clone()],
+    }
+}
+
+/// `W_out` (`[N, M]`) transposed, `[M, N]`: both passes read one lane block of it per output.
+pub(super) fn transposed(w_out: &[f32], n: usize, m: usize) -> Vec<f32> {
+    super::dense::transpose(w_out, n, m)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// [`super::sum_rows`] for one block of 16 lanes: rows 16 floats apart from `w`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; row `k` (16 floats) is readable for every `k` in `active`;
+    /// `cur` holds 16 floats.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn sum16(w: *const f32, active: &[u32], cur: *mut f32) {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let quads = active.chunks_exact(4);
+        let rest = quads.remainder();
+        for q in quads {
+            for i in 0..4 {
+                // SAFETY: row q[i] is readable (the caller's contract).
+                let v = unsafe { _mm512_loadu_ps(w.add(q[i] as usize * 16)) };
+                acc[i] = _mm512_add_ps(acc[i], v);
+            }
+        }
+        for (i, &k) in rest.iter().enumerate() {
+            // SAFETY: as above.
+            let v = unsafe { _mm512_loadu_ps(w.add(k as usize * 16)) };
+            acc[i] = _mm512_add_ps(acc[i], v);
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        // SAFETY: `cur` holds 16 floats.
+        unsafe { _mm512_storeu_ps(cur, s) };
     }
 }

@@ -1,0 +1,260 @@
+//! The backward pass's inner loops for one lane group (a lane block of 16 neurons, or one
+//! lane of a narrower last block): recompute a chunk, then walk back through it.
+
+use std::ops::Range;
+
+use super::backward::{Scratch, Task};
+use super::{current, params_of};
+use crate::kernel::lif::{back_step, lanes, step, step_row, LaneParams, Lanes, StepIn};
+
+/// Where a lane group is: the task's neurons, the lane block's first neuron, the group's
+/// first lane in it, the chunk.
+pub(super) type At<'a> = (&'a Range<usize>, usize, usize, usize);
+
+/// Recomputes chunk `c` for the `L` neurons from `n0 + l0` from its checkpoint: membranes
+/// (and currents) for every batch row.
+#[inline(always)]
+pub(super) fn recompute<const L: usize, const SYN: bool, const RESET: u8>(
+    task: &Task,
+    (_, n0, l0, c): At,
+    sc: &mut Scratch,
+) {
+    let (spec, lif) = (task.spec, &task.spec.lif);
+    let (b_n, n) = (lif.batch, lif.features);
+    let per_b = (spec.chunk_len() + 1) * 16;
+    let rows = lif.kind.state_rows();
+    let j = n0 + l0;
+    let p = params_of(task.p, &(j..j + L));
+    let lanes = task.lanes.lanes(n0, l0);
+    for b in 0..b_n {
+        let plane = |k: usize| &task.ckpt[((c * rows + k) * b_n + b) * n + j..][..L];
+        let (mut u, mut syn, mut cur) = ([0.0f32; L], [0.0f32; L], [0.0f32; L]);
+        u.copy_from_slice(plane(rows - 1));
+        let us = &mut sc.us[b * per_b..][..per_b];
+        us[..L].copy_from_slice(&u);
+        if SYN {
+            syn.copy_from_slice(plane(0));
+            sc.syns[b * per_b..][..L].copy_from_slice(&syn);
+        }
+        for (i, t) in spec.chunk(c).enumerate() {
+            current::<L>(spec, lanes, (task.w.b_in, j), t * b_n + b, &mut cur);
+            step_row::<SYN, RESET>(p, &cur, &mut u, &mut syn);
+            us[(i + 1) * L..][..L].copy_from_slice(&u);
+            if SYN {
+                sc.syns[b * per_b + (i + 1) * L..][..L].copy_from_slice(&syn);
+            }
+        }
+    }
+}
+
+/// The walk back through chunk `c` for the `L` neurons from `n0 + l0`, every batch row:
+/// `∂L/∂S` from the output layer (or the spikes' upstream gradient), the surrogate
+/// recursion carried across chunks, and each step's input gradient added to the weight rows
+/// of the inputs that fired then.
+#[inline(always)]
+pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u8>(
+    task: &Task,
+    (r, n0, l0, c): At,
+    sc: &mut Scratch,
+) {
+    let (spec, lif) = (task.spec, &task.spec.lif);
+    let (t_n, b_n, n, w) = (lif.steps, lif.batch, lif.features, r.len());
+    let (m, k_n) = (spec.outputs.unwrap_or(0), spec.index.cols());
+    let per_b = (spec.chunk_len() + 1) * 16;
+    let steps = spec.chunk(c);
+    let j = n0 + l0;
+    // The lane group's place in the task's arrays, and in its ∂L/∂W_in columns.
+    let (i, width) = (j - r.start, lane_width(n0, r));
+    let dw_at = ((n0 - r.start) * k_n, width, l0);
+    let p = task.p;
+    let lp = LaneParams {
+        alpha: if SYN {
+            lanes::<L>(&p.alpha[j..])
+        } else {
+            [0.0; L]
+        },
+        beta: lanes::<L>(&p.beta[j..]),
+        theta: lanes::<L>(&p.theta[j..]),
+    };
+    let zero = [0.0f32; L];
+    // The final state's gradient joins the last step's (state rows: [U] or [I_syn, U]).
+    let end = |k: usize, b: usize| -> [f32; L] {
+        let base = match spec.outputs {
+            Some(m) => t_n * b_n * m,
+            None => (lif.output_planes() - lif.kind.state_rows()) * b_n * n,
+        };
+        lanes::<L>(&task.grad[base + (k * b_n + b) * n + j..])
+    };
+    for b in 0..b_n {
+        let at = |v: &[f32], k: usize| lanes::<L>(&v[k * w + i..]);
+        let mut run = Lanes {
+            du_next: at(sc.du, b),
+            dsyn_next: at(sc.dsyn, b),
+            carry: at(sc.carry, b),
+            gb: at(sc.acc, 0),
+            gt: at(sc.acc, 1),
+            ga: at(sc.acc, 2),
+        };
+        let mut db = at(sc.acc, 3);
+        let us = &sc.us[b * per_b..][..per_b];
+        let syns = if SYN {
+            &sc.syns[b * per_b..][..per_b]
+        } else {
+            &sc.syns[..0]
+        };
+        let mut u_t = lanes::<L>(&us[steps.len() * L..]);
+        for (ii, t) in steps.clone().enumerate().rev() {
+            let row = t * b_n + b;
+            let (end_u, end_syn) = match (lif.final_state && t + 1 == t_n, SYN) {
+                (true, true) => (end(1, b), end(0, b)),
+                (true, false) => (end(0, b), zero),
+                _ => (zero, zero),
+            };
+            let (g_s, g_u) = if m > 0 {
+                let dwo = &mut sc.dwo[(n0 - r.start) * m..];
+                (
+                    output_grads::<L>(task, (row, n0, l0), &u_t, &lp.theta, dwo),
+                    zero,
+                )
+            } else {
+                let g_u = if lif.mems {
+                    lanes::<L>(&task.grad[((t_n + t) * b_n + b) * n + j..])
+                } else {
+                    zero
+                };
+                (lanes::<L>(&task.grad[row * n + j..]), g_u)
+            };
+            let u_prev = lanes::<L>(&us[ii * L..]);
+            let step_in = StepIn {
+                u_t,
+                u_prev,
+                syn_prev: if SYN {
+                    lanes::<L>(&syns[ii * L..])
+                } else {
+                    zero
+                },
+                g_s,
+                g_u,
+                end_u,
+                end_syn,
+            };
+            let mut g_in = back_step::<SYN, RESET, SG, L>(&mut run, &lp, task.sg, &step_in);
+            if let Some(gain) = spec.gain {
+                g_in.iter_mut().for_each(|g| *g *= gain);
+            }
+            for (d, g) in db.iter_mut().zip(&g_in) {
+                *d += g;
+            }
+            add_to_rows(sc.dw, dw_at, spec.index.row(row), &g_in, task.lanes.avx512);
+            if let Some(delta) = task.out.delta {
+                // SAFETY: lanes j.. of every row of ∂L/∂(input current) are this task's.
+                unsafe { delta.at(row * n + j, L) }.copy_from_slice(&g_in);
+            }
+            u_t = u_prev;
+        }
+        let put = |v: &mut [f32], k: usize, x: [f32; L]| v[k * w + i..][..L].copy_from_slice(&x);
+        put(sc.du, b, run.du_next);
+        put(sc.dsyn, b, run.dsyn_next);
+        put(sc.carry, b, run.carry);
+        for (k, x) in [run.gb, run.gt, run.ga, db].into_iter().enumerate() {
+            put(sc.acc, k, x);
+        }
+    }
+}
+
+/// The width of the lane block that starts at `n0` within the task's neurons `r`.
+#[inline(always)]
+pub(super) fn lane_width(n0: usize, r: &Range<usize>) -> usize {
+    16.min(r.end - n0)
+}
+
+/// With an output layer, for the `L` neurons from lane `l0` of the lane block at `n0`, at
+/// `row`: `∂L/∂S = ∂L/∂I'·W_outᵀ`, and for those that fired (`U > θ`), `∂L/∂W_out += ∂L/∂I'`
+/// on their rows (into `dwo`, the lane block's `[M, width]` columns of `∂L/∂W_outᵀ`).
+#[inline(always)]
+fn output_grads<const L: usize>(
+    task: &Task,
+    (row, n0, l0): (usize, usize, usize),
+    u: &[f32; L],
+    theta: &[f32; L],
+    dwo: &mut [f32],
+) -> [f32; L] {
+    let m = task.spec.outputs.unwrap_or(0);
+    let g_out = &task.grad[row * m..][..m];
+    let wo = task.w_out_t.lanes(n0, l0);
+    let mut g_s = [0.0f32; L];
+    for (mm, &g) in g_out.iter().enumerate() {
+        for (s, w) in g_s.iter_mut().zip(wo.row::<L>(mm)) {
+            *s += g * w;
+        }
+    }
+    let mut s = [0.0f32; L];
+    for ((s, &u), &th) in s.iter_mut().zip(u).zip(theta) {
+        *s = step(u - th);
+    }
+    if s.iter().fold(0u32, |a, v| a | v.to_bits()) != 0 {
+        let width = wo.width();
+        for (mm, &g) in g_out.iter().enumerate() {
+            let dst = &mut dwo[mm * width + l0..][..L];
+            for (d, &s) in dst.iter_mut().zip(&s) {
+                *d += g * s;
+            }
+        }
+    }
+    g_s
+}
+
+/// Adds a step's input gradient `g` to the task's `∂L/∂W_in` columns (`dw`, laid out as
+/// [`Scratch::dw`] says; `(base, width, l0)` places the lane group) at the rows of the
+/// inputs that fired.
+#[inline(always)]
+fn add_to_rows<const L: usize>(
+    dw: &mut [f32],
+    (base, width, l0): (usize, usize, usize),
+    rows: &[u32],
+    g: &[f32; L],
+    avx512: bool,
+) {
+    let k_n = dw.len();
+    let dw = &mut dw[base..];
+    #[cfg(target_arch = "x86_64")]
+    if L == 16 && width == 16 && avx512 {
+        // SAFETY: the CPU has AVX-512F; `g` holds 16 floats; `dw` holds the lane block's K
+        // rows of 16, and the index's entries are below K (it is built so).
+        unsafe { x86::add16(dw, rows, g.as_ptr()) };
+        return;
+    }
+    let _ = (avx512, k_n);
+    for &k in rows {
+        let dst = &mut dw[k as usize * width + l0..][..L];
+        for (d, v) in dst.iter_mut().zip(g) {
+            *d += v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// `dw[k·16..(k + 1)·16] += g` for every `k` in `rows`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F, `g` points at 16 floats, and `dw` holds 16 floats for every
+    /// row in `rows`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn add16(dw: &mut [f32], rows: &[u32], g: *const f32) {
+        debug_assert!(rows.iter().all(|&k| (k as usize + 1) * 16 <= dw.len()));
+        let base = dw.as_mut_ptr();
+        // SAFETY: `g` points at 16 floats; every row's 16 floats lie inside `dw` (the
+        // caller's contract).
+        unsafe {
+            let g = _mm512_loadu_ps(g);
+            for &k in rows {
+                let p = base.add(k as usize * 16);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), g));
+            }
+        }
+    }
+}
