@@ -91,7 +91,14 @@ fn scaling_series(path: &std::path::Path) -> Result<Vec<plot::ScalingSeries>> {
         let name = v["system"]
             .as_str()
             .with_context(|| format!("{} line {}: no 'system'", path.display(), i + 1))?;
-        let point = (field("steps")?, field("median_ms")?, field("peak_rss_mb")?);
+        // The memory that grows with the graph: peak resident memory less the input's bytes
+        // (the same input for every framework).
+        let input = v["input_mb"].as_f64().unwrap_or(0.0);
+        let point = (
+            field("steps")?,
+            field("median_ms")?,
+            field("peak_rss_mb")? - input,
+        );
         match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(point),
             None => series.push(plot::ScalingSeries {
@@ -229,7 +236,8 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             size,
         } => {
             let series = scaling_series(&results)?;
-            plot::scaling(&out, &series, &title, size.size())
+            let memory = "peak resident memory less the input (MB)";
+            plot::scaling(&out, &series, (&title, memory), size.size())
                 .with_context(|| format!("plotting {}", results.display()))?;
             println!("wrote {}", out.display());
         }

@@ -14,13 +14,15 @@ use crate::error::{Error, Result};
 pub struct ScalingSeries {
     /// The framework's name (the legend).
     pub name: String,
-    /// `(steps, milliseconds per iteration, peak memory in MB)`, in any order.
+    /// `(steps, milliseconds per iteration, memory in MB)`, in any order; the memory is what
+    /// the memory panel's label says (peak resident memory, or that less the input's bytes).
     pub points: Vec<(f64, f64, f64)>,
 }
 
 struct Scaling<'a> {
     series: &'a [ScalingSeries],
     title: &'a str,
+    memory: &'a str,
 }
 
 const COLOURS: [RGBColor; 6] = [
@@ -109,15 +111,20 @@ impl Scaling<'_> {
             .map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
         self.panel(&left, "ms per training iteration", |p| p.1)?;
-        self.panel(&right, "peak resident memory (MB)", |p| p.2)
+        self.panel(&right, self.memory, |p| p.2)
     }
 }
 
 figure!(Scaling<'_>);
 
-/// Draws time per iteration and peak memory against T for every series, log axes, to `path`
-/// (PNG, or SVG for `.svg`). Every value must be positive.
-pub fn scaling(path: &Path, series: &[ScalingSeries], title: &str, size: Size) -> Result<()> {
+/// Draws time per iteration and memory against T for every series, log axes, to `path`
+/// (PNG, or SVG for `.svg`); `memory` labels the memory axis. Every value must be positive.
+pub fn scaling(
+    path: &Path,
+    series: &[ScalingSeries],
+    (title, memory): (&str, &str),
+    size: Size,
+) -> Result<()> {
     let points = series.iter().flat_map(|s| s.points.iter());
     if series.is_empty() || series.iter().any(|s| s.points.is_empty()) {
         return Err(Error::invalid("scaling plot", "every series needs a point"));
@@ -135,5 +142,10 @@ pub fn scaling(path: &Path, series: &[ScalingSeries], title: &str, size: Size) -
             format!("{p:?} is not positive: log axes need positive values"),
         ));
     }
-    save(path, size, &Scaling { series, title })
+    let figure = Scaling {
+        series,
+        title,
+        memory,
+    };
+    save(path, size, &figure)
 }
