@@ -7,8 +7,10 @@ use common::*;
 #[test]
 fn the_shd_like_job_prints_its_json_line_and_the_scaling_plot_draws_it() {
     let tmp = Tmp::new("benchshd");
-    let r = spyne(
-        &[
+    // With the spike index given, and built from the values every iteration (--scan): the
+    // first layer runs from the active inputs either way.
+    for scan in [false, true] {
+        let mut args = vec![
             "bench",
             "--job",
             "shd-like",
@@ -24,18 +26,22 @@ fn the_shd_like_job_prints_its_json_line_and_the_scaling_plot_draws_it() {
             "0",
             "--threads",
             "1",
-        ],
-        &[],
-    );
-    let (stdout, stderr) = text(&r);
-    assert!(r.status.success(), "{stderr}");
-    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(line["job"], "shd-like");
-    assert_eq!(line["steps"], 6);
-    assert_eq!(line["batch_size"], 2);
-    assert_eq!(line["path"], "fused");
-    for key in ["median_ms", "min_ms", "peak_rss_mb", "input_mb"] {
-        assert!(line[key].as_f64().is_some(), "{key} in {line}");
+        ];
+        if scan {
+            args.push("--scan");
+        }
+        let r = spyne(&args, &[]);
+        let (stdout, stderr) = text(&r);
+        assert!(r.status.success(), "{stderr}");
+        let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(line["job"], "shd-like");
+        assert_eq!(line["steps"], 6);
+        assert_eq!(line["batch_size"], 2);
+        assert_eq!(line["path"], "fused");
+        assert_eq!(line["sparse_layers"], 1, "{line}");
+        for key in ["median_ms", "min_ms", "peak_rss_mb", "input_mb"] {
+            assert!(line[key].as_f64().is_some(), "{key} in {line}");
+        }
     }
 
     let results = tmp.0.join("results.jsonl");
@@ -47,7 +53,7 @@ fn the_shd_like_job_prints_its_json_line_and_the_scaling_plot_draws_it() {
         ("peer", 12, 61.0, 720.0),
     ] {
         text_lines += &format!(
-            "{{\"system\": \"{system}\", \"steps\": {t}, \"median_ms\": {ms}, \"peak_rss_mb\": {mb}}}\n"
+            "{{\"system\": \"{system}\", \"steps\": {t}, \"median_ms\": {ms}, \"peak_rss_mb\": {mb}, \"input_mb\": 4.5}}\n"
         );
     }
     std::fs::write(&results, text_lines).unwrap();
