@@ -287,11 +287,18 @@ pub fn fused_spike_sequence(
 ) -> FusedOutput {
     let (steps, batch, n) = (spec.steps, spec.batch, spec.features);
     let (head, state, spec) = spike_call(spikes, input, (params, init), None, spec, gain);
-    let planes = if spec.lif.mems { 2 * steps } else { steps };
-    let planes = head.reshape([planes, batch, n]);
+    if !spec.lif.mems {
+        // The spikes alone: no slice, whose backward would write into a zero copy of them.
+        return FusedOutput {
+            spikes: head.reshape([steps, batch, n]),
+            mems: None,
+            state,
+        };
+    }
+    let planes = head.reshape([2 * steps, batch, n]);
     FusedOutput {
         spikes: planes.clone().narrow(0, 0, steps),
-        mems: spec.lif.mems.then(|| planes.narrow(0, steps, steps)),
+        mems: Some(planes.narrow(0, steps, steps)),
         state,
     }
 }

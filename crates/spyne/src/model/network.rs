@@ -6,7 +6,7 @@ use super::spec::ModelSpec;
 use super::SpikingModel;
 use crate::error::{Error, Result};
 use crate::layer::{AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, Linear, MaxPool2d, SeqLayer};
-use crate::neuron::{After, Cell};
+use crate::neuron::{After, Cell, Spiking};
 use crate::run::{Output, Run};
 use crate::seq::Seq;
 
@@ -115,9 +115,7 @@ impl Network {
             })
             .collect()
     }
-}
 
-impl Network {
     /// The first layer from `j` on that is not a Flatten (which moves no data), stopping at
     /// `last`.
     fn after_flatten(&self, mut j: usize, last: usize) -> usize {
@@ -149,8 +147,9 @@ impl SpikingModel for Network {
                         unreachable!("matched just above")
                     };
                     if i + 1 == last {
-                        if let Some(out) = run.output_spiking(linear, cell, &x)? {
-                            return Ok(out);
+                        match run.output_spiking(linear, cell, x)? {
+                            Ok(out) => return Ok(out),
+                            Err(back) => x = back,
                         }
                     } else {
                         let j = self.after_flatten(i + 2, last);
@@ -158,14 +157,17 @@ impl SpikingModel for Network {
                             Layer::Linear(next) => After::Linear(next),
                             _ => After::Spikes(false),
                         };
-                        if let Some((y, _)) = run.spiking_into(linear, cell, after, &x)? {
-                            x = y;
-                            i = if matches!(after, After::Linear(_)) {
-                                j + 1
-                            } else {
-                                i + 2
-                            };
-                            continue;
+                        match run.spiking_into(linear, cell, after, x)? {
+                            Spiking::Ran(y, _) => {
+                                x = y;
+                                i = if matches!(after, After::Linear(_)) {
+                                    j + 1
+                                } else {
+                                    i + 2
+                                };
+                                continue;
+                            }
+                            Spiking::Not(back) => x = back,
                         }
                     }
                     x = linear.forward_seq(x, run)?;

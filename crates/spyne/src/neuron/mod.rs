@@ -34,7 +34,7 @@ pub use self::recurrent::{Recurrent, RecurrentKind};
 pub use self::rleaky::{RLeaky, RLeakyConfig, RLeakyState};
 pub use self::rsynaptic::{RSynaptic, RSynapticConfig, RSynapticState};
 pub use self::sequence::{run_sequence, step_sequence, Sequence};
-pub(crate) use self::spiking::After;
+pub(crate) use self::spiking::{After, Spiking};
 pub use self::synaptic::{Synaptic, SynapticConfig, SynapticState};
 
 use burn::tensor::{Device, Tensor};

@@ -20,28 +20,38 @@ pub(crate) enum After<'a> {
     Linear(&'a Linear),
 }
 
+/// What [`Run::spiking_into`] did.
+#[allow(clippy::large_enum_variant)] // a return value, moved once
+pub(crate) enum Spiking {
+    /// The fused op ran: the spikes (and membranes), or the next layer's currents.
+    Ran(Seq, Option<Tensor<3>>),
+    /// It does not apply: the input back, carrying its spike index when one was built (so
+    /// that the layers run one by one need not scan the values again).
+    Not(Seq),
+}
+
 impl Run {
     /// `linear` then neuron layer `n` (then what `after` says) as one op, when `x` is binary
     /// spikes at most [`SPARSE_LINEAR_DENSITY`] dense on a device the kernels cover and `n`
-    /// has a kernel. Returns the spikes (and membranes) or the next layer's currents; `None`
-    /// when the op does not apply (then run the layers one by one).
+    /// has a kernel for them.
     pub(crate) fn spiking_into<N: Neuron>(
         &mut self,
         linear: &Linear,
         n: &N,
         after: After,
-        x: &Seq,
-    ) -> Result<Option<(Seq, Option<Tensor<3>>)>>
+        x: Seq,
+    ) -> Result<Spiking>
     where
         N::State: 'static,
     {
         if !self.fused_allowed() || self.is_recording() {
-            return Ok(None);
+            return Ok(Spiking::Not(x));
         }
         let shape = linear.output_shape(x.shape())?;
         let Some(index) = x.active_inputs(SPARSE_LINEAR_DENSITY) else {
-            return Ok(None);
+            return Ok(Spiking::Not(x));
         };
+        let x = x.with_spike_index(index.clone())?;
         let input = SpikeInput {
             index,
             weight: linear.weight.val(),
@@ -80,32 +90,35 @@ impl Run {
                 let (y, mems, last) = result?;
                 self.count_sparse();
                 self.finish_layer(last, true);
-                Ok(Some((y, mems)))
+                Ok(Spiking::Ran(y, mems))
             }
             None => {
                 self.restore_state(state);
-                Ok(None)
+                Ok(Spiking::Not(x))
             }
         }
     }
 
     /// The output layer fed by `linear`: [`Run::spiking_into`] returning the spikes and
-    /// membranes the losses read; `None` when the fused op does not apply.
+    /// membranes the losses read, or the input back when the fused op does not apply.
     pub(crate) fn output_spiking<N: Neuron>(
         &mut self,
         linear: &Linear,
         n: &N,
-        x: &Seq,
-    ) -> Result<Option<Output>>
+        x: Seq,
+    ) -> Result<std::result::Result<Output, Seq>>
     where
         N::State: 'static,
     {
         let want = self.wants_output_mems();
-        Ok(self
-            .spiking_into(linear, n, After::Spikes(want), x)?
-            .map(|(spikes, mems)| Output {
-                spikes: spikes.into_steps(),
-                mems,
-            }))
+        Ok(
+            match self.spiking_into(linear, n, After::Spikes(want), x)? {
+                Spiking::Ran(spikes, mems) => Ok(Output {
+                    spikes: spikes.into_steps(),
+                    mems,
+                }),
+                Spiking::Not(x) => Err(x),
+            },
+        )
     }
 }
