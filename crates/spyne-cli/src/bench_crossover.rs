@@ -2,8 +2,6 @@
 //! forward and backward on Bernoulli spike inputs of rising density, once on the kernel that
 //! walks the active inputs and once dense; one JSON line per layer and density.
 
-use std::time::Instant;
-
 use anyhow::Result;
 use burn::tensor::{Device, Distribution, Tensor};
 use spyne::kernel::{self, ConvPath, ConvSpec, SpikeIndex, SpikeInput};
@@ -11,21 +9,10 @@ use spyne::layer::torch_linear;
 use spyne::neuron::{FusedCall, LeakyConfig, Neuron};
 use spyne::rng::TorchRng;
 
+use crate::bench_layers::time;
+
 /// The input densities tried.
 const DENSITIES: [f32; 9] = [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5];
-
-/// Median milliseconds of `reps` runs of `f` (after one warm-up).
-fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        f()?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
-}
 
 fn report(layer: &str, shape: &str, density: f32, sparse: f64, dense: f64) {
     let line = serde_json::json!({

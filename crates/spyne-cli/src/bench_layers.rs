@@ -22,7 +22,7 @@ const B: usize = 128;
 const N: usize = 1000;
 
 /// Median milliseconds of `reps` runs of `f` (after one warm-up).
-fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(crate) fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {

@@ -10,11 +10,12 @@
 
 use rayon::prelude::*;
 
+use super::buffer::Shared;
 use super::dense::{give_back_scratch, matmul, take_scratch, transpose};
 use super::lif::{
     input_row, load_state, monomorphize, multiversion, recompute_row, reset_code, spike,
-    split_params, step, step_row, store_state, sum_in_order, tasks, Params, Rows, Shared,
-    StateGrads, Walk, NONE, SUB, ZERO, ZTI,
+    split_params, step, step_row, store_state, sum_in_order, tasks, Params, Rows, StateGrads, Walk,
+    NONE, SUB, ZERO, ZTI,
 };
 use super::{LifKind, LifSpec};
 use crate::surrogate::{with_surrogate_code, DerivativeRef};

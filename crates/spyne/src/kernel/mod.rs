@@ -6,6 +6,7 @@
 //! devices, and tests check that both agree, values and gradients.
 
 mod adam;
+mod buffer;
 mod conv;
 mod conv_op;
 mod dense;

@@ -5,8 +5,9 @@
 
 use rayon::prelude::*;
 
+use super::buffer::{Shared, Unfilled};
 use super::dense::{give_back_scratch, take_scratch, times_transposed};
-use super::lif::{multiversion, Shared, Unfilled};
+use super::lif::multiversion;
 use super::spike_index::SpikeIndex;
 
 /// Rows per forward task.

@@ -25,7 +25,8 @@ use parts::{
     write_out,
 };
 
-use super::lif::{sum_in_order, Shared, Unfilled};
+use super::buffer::{Shared, Unfilled};
+use super::lif::sum_in_order;
 
 /// Which algorithm a pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

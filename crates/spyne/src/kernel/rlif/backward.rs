@@ -4,7 +4,8 @@
 use rayon::prelude::*;
 
 use super::*;
-use crate::kernel::lif::{multiversion, step, sum_in_order, Shared};
+use crate::kernel::buffer::Shared;
+use crate::kernel::lif::{multiversion, step, sum_in_order};
 use crate::neuron::Reset;
 use crate::surrogate::{eval, with_surrogate_code, DerivativeRef};
 

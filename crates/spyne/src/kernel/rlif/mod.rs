@@ -16,7 +16,8 @@ use rayon::prelude::*;
 
 pub use backward::backward;
 
-use super::lif::{reset_code, spike, step, Shared, NONE, SUB, ZERO, ZTI};
+use super::buffer::Shared;
+use super::lif::{reset_code, spike, step, NONE, SUB, ZERO, ZTI};
 use crate::neuron::Reset;
 use crate::surrogate::Surrogate;
 

@@ -8,10 +8,11 @@ use super::{
     current, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights,
     SPARSE_OUTPUT_DENSITY,
 };
+use crate::kernel::buffer::{Shared, Unfilled};
 use crate::kernel::dense::matmul;
 use crate::kernel::lif::{
-    monomorphize, multiversion, reset_code, spike, split_params, step_row, Params, Shared,
-    Unfilled, NONE, SUB, ZERO, ZTI,
+    monomorphize, multiversion, reset_code, spike, split_params, step_row, Params, NONE, SUB, ZERO,
+    ZTI,
 };
 use crate::kernel::LifKind;
 

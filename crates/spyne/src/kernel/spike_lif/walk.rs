@@ -3,9 +3,58 @@
 
 use std::ops::Range;
 
-use super::backward::{Scratch, Task};
-use super::{current, params_of};
-use crate::kernel::lif::{back_step, lanes, step, step_row, LaneParams, Lanes, StepIn};
+use super::{current, params_of, LaneMajor, SpikeLifSpec, Weights};
+use crate::kernel::buffer::Shared;
+use crate::kernel::lif::{back_step, lanes, step, step_row, LaneParams, Lanes, Params, StepIn};
+use crate::surrogate::DerivativeRef;
+
+/// Where the tasks write: each owns its block of neurons in every one of these.
+#[derive(Clone, Copy)]
+pub(super) struct Out {
+    pub(super) w_in: Shared,
+    pub(super) b_in: Shared,
+    pub(super) params: Shared,
+    pub(super) init: Shared,
+    /// `∂L/∂W_outᵀ`, `[M, N]`.
+    pub(super) w_out_t: Shared,
+    /// `∂L/∂(input current)`, `[T·B, N]`, when the input gradient is wanted.
+    pub(super) delta: Option<Shared>,
+}
+
+/// What every task reads.
+pub(super) struct Task<'a> {
+    pub(super) spec: &'a SpikeLifSpec,
+    pub(super) w: &'a Weights<'a>,
+    pub(super) p: Params<'a>,
+    /// `W_in` lane block by lane block.
+    pub(super) lanes: &'a LaneMajor,
+    /// `W_outᵀ` (`[M, N]`) lane block by lane block.
+    pub(super) w_out_t: &'a LaneMajor,
+    pub(super) ckpt: &'a [f32],
+    pub(super) grad: &'a [f32],
+    pub(super) sg: ([f32; 2], DerivativeRef<'a>),
+    pub(super) out: Out,
+}
+
+/// One task's working memory.
+pub(super) struct Scratch<'a> {
+    /// One lane group's recomputed `U[t0 − 1], U[t0], …, U[t1 − 1]` per batch row,
+    /// `(chunk + 1)·L` each.
+    pub(super) us: &'a mut [f32],
+    /// The same for `I_syn` (Synaptic).
+    pub(super) syns: &'a mut [f32],
+    /// Per batch row, the walk's carried `δ`, `δ_syn`, `∂U[t+1]/∂U[t]`, `[B, w]` each.
+    pub(super) du: &'a mut [f32],
+    pub(super) dsyn: &'a mut [f32],
+    pub(super) carry: &'a mut [f32],
+    /// Summed `∂L/∂β`, `∂L/∂θ`, `∂L/∂α`, `∂L/∂b_in`, `[w]` each.
+    pub(super) acc: &'a mut [f32],
+    /// The block's columns of `∂L/∂W_in` as [`LaneMajor`] lays out `W_in`: lane `l` of the
+    /// lane block at `n0` (of width `c`), input `k`, at `(n0 − r.start)·K + k·c + l`.
+    pub(super) dw: &'a mut [f32],
+    /// The block's columns of `∂L/∂W_outᵀ`, laid out the same way (`M` rows).
+    pub(super) dwo: &'a mut [f32],
+}
 
 /// Where a lane group is: the task's neurons, the lane block's first neuron, the group's
 /// first lane in it, the chunk.
