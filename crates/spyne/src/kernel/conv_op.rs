@@ -25,25 +25,27 @@ pub trait ConvBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// The forward pass, with the pooling's arg-max positions (empty without a pool).
+/// The forward pass, with the pooling's arg-max positions (empty without a pool) and
+/// whether the input took the spike-driven pass.
 fn forward(
     x: FlexTensor,
     weight: FlexTensor,
     bias: FlexTensor,
     spec: &ConvSpec,
-) -> (FlexTensor, Vec<u32>) {
+) -> (FlexTensor, Vec<u32>, bool) {
     let (x, dtype) = values(x);
     let (weight, _) = values(weight);
     let (bias, _) = values(bias);
-    let (y, arg) = conv::forward(
+    let out = conv::forward(
         spec,
         x.storage::<f32>(),
         weight.storage::<f32>(),
         bias.storage::<f32>(),
     );
     (
-        tensor(y, Shape::from(spec.output_shape().to_vec()), dtype),
-        arg,
+        tensor(out.y, Shape::from(spec.output_shape().to_vec()), dtype),
+        out.arg,
+        out.spiking,
     )
 }
 
@@ -57,11 +59,13 @@ impl ConvBackend for Flex {
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    type State = (FlexTensor, FlexTensor, Shape, ConvSpec, Vec<u32>);
+    /// The input, the weights, the bias's shape, the call, the pool's winners, and whether
+    /// the forward pass took the input as sparse spikes.
+    type State = (FlexTensor, FlexTensor, Shape, ConvSpec, Vec<u32>, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, bias_shape, spec, arg) = ops.state;
+        let (x, weight, bias_shape, spec, arg, forward_spiking) = ops.state;
         let shapes = [
             x.layout().shape().clone(),
             weight.layout().shape().clone(),
@@ -71,6 +75,12 @@ impl Backward<Flex, 3> for ConvBackward {
         let (weight, _) = values(weight);
         let (grad, _) = values(grad);
         let [node_x, node_w, node_b] = ops.parents;
+        // The same input and the same rule: no second pass over the input to measure it.
+        let spiking = if spec.backward == spec.forward {
+            forward_spiking
+        } else {
+            conv::spiking(x.storage::<f32>(), spec.backward)
+        };
         let g = conv::backward(
             &spec,
             &arg,
@@ -78,6 +88,7 @@ impl Backward<Flex, 3> for ConvBackward {
             weight.storage::<f32>(),
             grad.storage::<f32>(),
             node_x.is_some(),
+            spiking,
         );
         let [sx, sw, sb] = shapes;
         for (node, (values, shape)) in
@@ -108,10 +119,10 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (y, arg) = forward(x.clone(), weight.clone(), bias.clone(), &spec);
+                let (y, arg, spiking) = forward(x.clone(), weight.clone(), bias.clone(), &spec);
                 let bias_shape = bias.layout().shape().clone();
                 // Nothing but the input and the pool's winners is kept for the backward pass.
-                prep.finish((x, weight, bias_shape, spec, arg), y)
+                prep.finish((x, weight, bias_shape, spec, arg, spiking), y)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(<Flex as ConvBackend>::conv2d(x, weight, bias, spec))

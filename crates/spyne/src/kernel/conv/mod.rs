@@ -18,12 +18,14 @@ use rayon::prelude::*;
 
 mod input_grad;
 mod parts;
+mod spike_bits;
 
 use input_grad::{channel_last_filters, has_fma, winner_input_grad, WinnerScratch};
 use parts::{
     col2im, gemm, im2col, spike_forward_image, spike_weight_grad, spikes, spiking_input, transpose,
     write_out,
 };
+use spike_bits::{column_filters, forward_bits, weight_grad_bits, RowBits};
 
 use super::buffer::{Shared, Unfilled};
 use super::lif::sum_in_order;
@@ -124,6 +126,8 @@ struct Scratch {
     /// One image's conv output or output gradient `[O, OH·OW]` (pooled calls).
     full: Vec<f32>,
     list: Vec<(usize, usize, usize)>,
+    /// The image's rows of spikes as bit masks (the spike-driven passes, stride 1).
+    bits: RowBits,
 }
 
 /// The first `len` elements of scratch `v`, grown as needed (the contents are stale: callers
@@ -153,7 +157,12 @@ fn forward_image(
     let (k, ohw) = (s.k(), oh * ow);
     if sparse {
         let acc = grown(&mut sc.acc, ohw * s.o);
-        spike_forward_image(s, xi, wt, acc, &mut sc.list);
+        if spike_bits::applies(s) {
+            sc.bits.read(s, xi);
+            forward_bits(s, &mut sc.bits, wt, acc);
+        } else {
+            spike_forward_image(s, xi, wt, acc, &mut sc.list);
+        }
         write_out(s, acc, (1, s.o), b, yi, arg);
         return;
     }
@@ -206,13 +215,25 @@ impl GradImage<'_> {
     }
 }
 
+/// What [`forward`] returns.
+pub struct ConvOut {
+    /// `[N, O, OH, OW]`, or the max-pooled `[N, O, PH, PW]`.
+    pub y: Vec<f32>,
+    /// Each pooled value's position in its conv plane (empty without a pool).
+    pub arg: Vec<u32>,
+    /// Whether the input took the spike-driven pass: binary and sparse enough.
+    pub spiking: bool,
+}
+
 /// Forward: `y` `[N, O, OH, OW]` from `x` `[N, C, H, W]`, `w` `[O, C, KH, KW]`, `b` `[O]`
 /// (ignored unless `spec.bias`). With `spec.pool`, returns the max-pooled `[N, O, PH, PW]` and
 /// each pooled value's position in its conv plane; the full conv output never exists.
-pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<u32>) {
+pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> ConvOut {
     let pool = s.pool;
     let sparse = spiking_input(x, s.forward);
-    let wt = if sparse {
+    let wt = if sparse && spike_bits::applies(s) {
+        column_filters(s, w)
+    } else if sparse {
         transpose(w, s.o, s.k())
     } else {
         Vec::new()
@@ -241,7 +262,17 @@ pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> (Vec<f32>, Vec<
         });
     // SAFETY: the tasks cover every image, and `write_out` writes each image's every output
     // (and pooling winner).
-    unsafe { (y.assume_filled(), arg.assume_filled()) }
+    let (y, arg) = unsafe { (y.assume_filled(), arg.assume_filled()) };
+    ConvOut {
+        y,
+        arg,
+        spiking: sparse,
+    }
+}
+
+/// Whether `x` is binary spikes sparse enough for the spike-driven passes of `path`.
+pub fn spiking(x: &[f32], path: ConvPath) -> bool {
+    spiking_input(x, path)
 }
 
 /// A raw `u32` pointer that may cross threads (each task writes its own rows).
@@ -271,7 +302,8 @@ pub struct ConvGrads {
 
 /// Backward from `g` = `∂L/∂y` (`[N, O, OH, OW]`, or the pooled `[N, O, PH, PW]` with the
 /// arg-max positions `arg` the forward pass returned); `want_input` skips the input gradient
-/// when no one needs it.
+/// when no one needs it. `spiking`: whether `x` is binary and sparse for `s.backward`, as
+/// [`spiking`] tells (the forward pass's [`ConvOut::spiking`] where both paths are the same).
 ///
 /// Per task of images: the weight gradient spike-driven on binary input (else a GEMM with
 /// the patches per image). The input gradient of a pooled call is driven by the pool's
@@ -284,9 +316,9 @@ pub fn backward(
     w: &[f32],
     g: &[f32],
     want_input: bool,
+    spiking: bool,
 ) -> ConvGrads {
     let k = s.k();
-    let spiking = spiking_input(x, s.backward);
     let [_, o, ph, pw] = s.output_shape();
     let g_image = o * ph * pw;
     let mut dx = Unfilled::new(if want_input { x.len() } else { 0 });
@@ -373,7 +405,10 @@ fn backward_task<'a>(
                 winner_input_grad::<false>(s, g, arg, wcl, &mut winners, dxi);
             }
         }
-        if spiking {
+        if spiking && spike_bits::applies(s) {
+            sc.bits.read(s, xi);
+            weight_grad_bits(s, &sc.bits, &gt, &mut dw);
+        } else if spiking {
             spikes(s, xi, &mut sc.list);
             spike_weight_grad(s, &sc.list, &gt, &mut dw);
         } else {

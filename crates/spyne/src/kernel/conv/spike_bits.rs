@@ -1,0 +1,308 @@
+//! The spike-driven forward and weight gradient of a stride-1 convolution, over bit masks
+//! of the input rows.
+//!
+//! An input row of binary spikes is one `u64` (its padding included), so the output
+//! positions that patch element `k = (c, ky, kx)` feeds with a spike are bits of the rows
+//! `c, oy + ky` shifted by `kx`: one word per 64 positions, walked with `trailing_zeros`.
+//! Per patch element, its weight row (forward) or its gradient sum (weight gradient) then
+//! stays in registers while the positions go by. The per-spike passes in `parts.rs` load
+//! and store an output or weight row for every (spike, position) pair; on tutorial 6's
+//! second convolution (8 % of the inputs spiking) these passes took 36 % of a steady-state
+//! iteration.
+
+use super::ConvSpec;
+use crate::kernel::lif::multiversion;
+
+/// Most output channels of one register block (four AVX-512 vectors).
+const BLOCK: usize = 64;
+
+/// Whether the bit-mask passes apply to `s`: stride 1, a padded row within 64 bits, and
+/// output channels in whole 16-lane vectors.
+pub(super) fn applies(s: &ConvSpec) -> bool {
+    s.stride == [1, 1] && s.w + 2 * s.padding[1] <= 64 && s.o.is_multiple_of(16)
+}
+
+/// One image's rows of binary input as bit masks, padding included: bit `x + px` of
+/// `rows[c·(H + 2·py) + y + py]` is set where input `(c, y, x)` is non-zero.
+#[derive(Default)]
+pub(super) struct RowBits {
+    rows: Vec<u64>,
+    /// The image's values as one bitset, 64 to a word (and a spare zero word).
+    flat: Vec<u64>,
+    /// Per output row `oy` and padded input column `xp`, the spikes of that window column:
+    /// bit `q % 64` of word `q / 64` of `cols[(oy·(W + 2·px) + xp)·G ..][..G]` is set where
+    /// input `(c, oy + ky − py, xp − px)` spikes, `q = c·KH + ky` (see [`groups`]).
+    cols: Vec<u64>,
+}
+
+/// Words `G` of one window column's bits, `⌈C·KH / 64⌉`.
+fn groups(s: &ConvSpec) -> usize {
+    (s.c * s.kh).div_ceil(64)
+}
+
+/// The weights `w` (`[O, C, KH, KW]`) as rows of [`forward_bits`]'s gather,
+/// `[KW, G, 64, O]`: row `(kx·G + q / 64)·64 + q % 64` is `w[:, c, ky, kx]`, `q = c·KH + ky`
+/// (the rows past `C·KH` are zeros).
+pub(super) fn column_filters(s: &ConvSpec, w: &[f32]) -> Vec<f32> {
+    let (o_n, g_n) = (s.o, groups(s));
+    let mut out = vec![0.0f32; s.kw * g_n * 64 * o_n];
+    for o in 0..o_n {
+        for c in 0..s.c {
+            for ky in 0..s.kh {
+                for kx in 0..s.kw {
+                    let q = c * s.kh + ky;
+                    out[((kx * g_n) * 64 + q) * o_n + o] =
+                        w[((o * s.c + c) * s.kh + ky) * s.kw + kx];
+                }
+            }
+        }
+    }
+    out
+}
+
+impl RowBits {
+    /// Reads image `x` (`[C, H, W]`).
+    pub(super) fn read(&mut self, s: &ConvSpec, x: &[f32]) {
+        let [py, px] = s.padding;
+        let hp = s.h + 2 * py;
+        // The image as one bitset first (16 values to a compare on AVX-512), then its rows
+        // cut out of it.
+        self.flat.clear();
+        self.flat.resize(x.len().div_ceil(64) + 1, 0);
+        nonzero_bits(x, &mut self.flat);
+        self.rows.clear();
+        self.rows.resize(s.c * hp, 0);
+        let cols = u64::MAX >> (64 - s.w);
+        for r in 0..s.c * s.h {
+            let (c, y, at) = (r / s.h, r % s.h, r * s.w);
+            let (i, sh) = (at / 64, at % 64);
+            let spill = if sh == 0 {
+                0
+            } else {
+                self.flat[i + 1] << (64 - sh)
+            };
+            self.rows[c * hp + y + py] = (((self.flat[i] >> sh) | spill) & cols) << px;
+        }
+    }
+
+    /// Fills the window columns from the bitset that [`RowBits::read`] made.
+    fn columns(&mut self, s: &ConvSpec) {
+        let (oh, _) = s.out_hw();
+        let ([py, px], g_n) = (s.padding, groups(s));
+        let wp = s.w + 2 * px;
+        self.cols.clear();
+        self.cols.resize(oh * wp * g_n, 0);
+        let (plane, image) = (s.h * s.w, s.c * s.h * s.w);
+        for (j, &word) in self.flat.iter().enumerate() {
+            let mut m = word;
+            while m != 0 {
+                let i = j * 64 + m.trailing_zeros() as usize;
+                m &= m - 1;
+                if i >= image {
+                    break;
+                }
+                let (c, y, x) = (i / plane, i % plane / s.w, i % s.w);
+                // The output rows whose window holds input row y: oy = y + py − ky.
+                for ky in (y + py + 1).saturating_sub(oh)..s.kh.min(y + py + 1) {
+                    let (oy, q) = (y + py - ky, c * s.kh + ky);
+                    self.cols[(oy * wp + x + px) * g_n + q / 64] |= 1 << (q % 64);
+                }
+            }
+        }
+    }
+
+    /// The output positions (`oy·OW + ox`) whose window holds a spike at patch element
+    /// `(c, ky, kx)`, as words of bits: bit `i` of word `j` is position `j·base + i` (see
+    /// [`Words`]).
+    #[inline(always)]
+    fn words(&self, s: &ConvSpec, (c, ky, kx): (usize, usize, usize)) -> Words<'_> {
+        let (oh, ow) = s.out_hw();
+        let hp = s.h + 2 * s.padding[0];
+        Words {
+            rows: &self.rows[c * hp + ky..][..oh],
+            shift: kx,
+            ow,
+            per_word: 64 / ow,
+            cols: if ow == 64 { u64::MAX } else { (1u64 << ow) - 1 },
+        }
+    }
+}
+
+/// The rows of one patch element's output positions, packed `per_word` rows to a word.
+struct Words<'a> {
+    rows: &'a [u64],
+    shift: usize,
+    ow: usize,
+    per_word: usize,
+    cols: u64,
+}
+
+impl Words<'_> {
+    /// Positions per word (whole output rows).
+    #[inline(always)]
+    fn base(&self) -> usize {
+        self.per_word * self.ow
+    }
+
+    /// Words in all.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.rows.len().div_ceil(self.per_word)
+    }
+
+    /// Word `j`.
+    #[inline(always)]
+    fn get(&self, j: usize) -> u64 {
+        let rows = &self.rows[j * self.per_word..];
+        let mut m = 0u64;
+        for (i, &r) in rows.iter().take(self.per_word).enumerate() {
+            m |= ((r >> self.shift) & self.cols) << (i * self.ow);
+        }
+        m
+    }
+}
+
+/// Sets bit `i % 64` of `out[i / 64]` where `x[i]` is non-zero (`out` starts zeroed).
+fn nonzero_bits(x: &[f32], out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        unsafe { nonzero_bits_avx512(x, out) };
+        return;
+    }
+    for (i, &v) in x.iter().enumerate() {
+        out[i / 64] |= ((v != 0.0) as u64) << (i % 64);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn nonzero_bits_avx512(x: &[f32], out: &mut [u64]) {
+    use std::arch::x86_64::{_mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_setzero_ps, _CMP_NEQ_UQ};
+    let mut chunks = x.chunks_exact(16);
+    for (q, chunk) in (&mut chunks).enumerate() {
+        // SAFETY: the chunk holds 16 floats.
+        let v = unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
+        // Unordered not-equal: a NaN counts as non-zero, as `v != 0.0` has it.
+        let k = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+        out[q / 4] |= (k as u64) << ((q % 4) * 16);
+    }
+    let done = x.len() - chunks.remainder().len();
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        let i = done + j;
+        out[i / 64] |= ((v != 0.0) as u64) << (i % 64);
+    }
+}
+
+/// The rows `base + i` for the set bits `i` of `m`.
+struct Rows {
+    m: u64,
+    base: usize,
+}
+
+impl Rows {
+    /// Adds lanes `o0..o0 + L` of the rows (of `values`, `stride` apart) onto `sum`. (Two
+    /// chains of sums, even and odd bits apart, measured slower on tutorial 6.)
+    #[inline(always)]
+    fn add<const L: usize>(&self, values: &[f32], stride: usize, o0: usize, sum: &mut [f32; L]) {
+        let mut m = self.m;
+        while m != 0 {
+            let r = self.base + m.trailing_zeros() as usize;
+            m &= m - 1;
+            let row: &[f32; L] = (&values[r * stride + o0..][..L])
+                .try_into()
+                .expect("L lanes");
+            for i in 0..L {
+                sum[i] += row[i];
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One image's convolution without the bias, position-major `[OH·OW, O]` in `acc`,
+    /// from its bits (read by [`RowBits::read`]) and `wc` ([`column_filters`]): per output
+    /// position, the weight rows of the spikes in its window are summed in registers.
+    /// Requires [`applies`].
+    pub(super) fn forward_bits<>(s: &ConvSpec, bits: &mut RowBits, wc: &[f32], acc: &mut [f32]) {
+        bits.columns(s);
+        for o0 in (0..s.o).step_by(BLOCK) {
+            match s.o - o0 {
+                16 => forward_block::<16>(s, bits, wc, acc, o0),
+                32 => forward_block::<32>(s, bits, wc, acc, o0),
+                48 => forward_block::<48>(s, bits, wc, acc, o0),
+                _ => forward_block::<BLOCK>(s, bits, wc, acc, o0),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn forward_block<const L: usize>(
+    s: &ConvSpec,
+    bits: &RowBits,
+    wc: &[f32],
+    acc: &mut [f32],
+    o0: usize,
+) {
+    let (oh, ow) = s.out_hw();
+    let (o_n, g_n, wp) = (s.o, groups(s), s.w + 2 * s.padding[1]);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut sum = [0.0f32; L];
+            let cols = &bits.cols[(oy * wp + ox) * g_n..][..s.kw * g_n];
+            for (r, &m) in cols.iter().enumerate() {
+                Rows { m, base: r * 64 }.add(wc, o_n, o0, &mut sum);
+            }
+            acc[(oy * ow + ox) * o_n + o0..][..L].copy_from_slice(&sum);
+        }
+    }
+}
+
+multiversion! {
+    /// Adds one image's weight gradient to `dwt` (`[K, O]`), from its row masks and its
+    /// output gradients `gt` (position-major, `[OH·OW, O]`): each patch element's row is
+    /// the sum of the gradients of the outputs it reaches with a spike. Requires
+    /// [`applies`].
+    pub(super) fn weight_grad_bits<>(s: &ConvSpec, bits: &RowBits, gt: &[f32], dwt: &mut [f32]) {
+        for o0 in (0..s.o).step_by(BLOCK) {
+            match s.o - o0 {
+                16 => weight_grad_block::<16>(s, bits, gt, dwt, o0),
+                32 => weight_grad_block::<32>(s, bits, gt, dwt, o0),
+                48 => weight_grad_block::<48>(s, bits, gt, dwt, o0),
+                _ => weight_grad_block::<BLOCK>(s, bits, gt, dwt, o0),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_grad_block<const L: usize>(
+    s: &ConvSpec,
+    bits: &RowBits,
+    gt: &[f32],
+    dwt: &mut [f32],
+    o0: usize,
+) {
+    let o_n = s.o;
+    for c in 0..s.c {
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let k = (c * s.kh + ky) * s.kw + kx;
+                let mut sum = [0.0f32; L];
+                let words = bits.words(s, (c, ky, kx));
+                for j in 0..words.len() {
+                    let rows = Rows {
+                        m: words.get(j),
+                        base: j * words.base(),
+                    };
+                    rows.add(gt, o_n, o0, &mut sum);
+                }
+                let d = &mut dwt[k * o_n + o0..][..L];
+                for (d, &v) in d.iter_mut().zip(&sum) {
+                    *d += v;
+                }
+            }
+        }
+    }
+}
