@@ -139,7 +139,8 @@ fn grown<T: Clone + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
 }
 
 /// One image's output `yi` (and pooling winners `arg`): the convolution spike-driven on
-/// binary input (`wt` is `Wᵀ`), else im2col and a GEMM; then bias and pooling.
+/// binary input (`wt`: the bit-mask pass's `column_filters` where it applies, else `Wᵀ`),
+/// else im2col and a GEMM; then bias and pooling.
 #[allow(clippy::too_many_arguments)]
 fn forward_image(
     s: &ConvSpec,
