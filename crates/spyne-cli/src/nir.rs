@@ -79,11 +79,12 @@ pub fn import(args: ImportArgs) -> Result<()> {
     let net = imported
         .network(&Device::flex().autodiff())
         .with_context(|| format!("building the model of {}", args.file.display()))?;
+    let table = spyne::model::summary(&net).to_string();
     let trainer = Trainer::new(TrainConfig::default(), net)?;
     CheckpointDir::new(args.out.join("checkpoint"), None)
         .save(&trainer)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    crate::model::print_summary(&imported.spec)?;
+    println!("{table}");
     println!(
         "wrote the run directory {} (dt = {})",
         args.out.display(),
