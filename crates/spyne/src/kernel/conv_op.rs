@@ -79,7 +79,7 @@ impl Backward<Flex, 3> for ConvBackward {
         let spiking = if spec.backward == spec.forward {
             forward_spiking
         } else {
-            conv::spiking(x.storage::<f32>(), spec.backward)
+            conv::spiking_input(x.storage::<f32>(), spec.backward)
         };
         let g = conv::backward(
             &spec,

@@ -57,7 +57,7 @@ pub struct ConvGrads {
 /// Backward from `g` = `∂L/∂y` (`[N, O, OH, OW]`, or the pooled `[N, O, PH, PW]` with the
 /// arg-max positions `arg` the forward pass returned); `want_input` skips the input gradient
 /// when no one needs it. `spiking`: whether `x` is binary and sparse for `s.backward`, as
-/// [`super::spiking`] tells (the forward pass's [`super::ConvOut::spiking`] where both
+/// [`super::spiking_input`] tells (the forward pass's [`super::ConvOut::spiking`] where both
 /// paths are the same).
 ///
 /// Per task of images: the weight gradient spike-driven on binary input (else a GEMM with
@@ -161,7 +161,7 @@ fn backward_task<'a>(
             }
         }
         if spiking && spike_bits::applies(s) {
-            sc.bits.read(s, xi);
+            sc.bits.read_rows(s, xi);
             weight_grad_bits(s, &sc.bits, &gt, &mut dw);
         } else if spiking {
             spikes(s, xi, &mut sc.list);

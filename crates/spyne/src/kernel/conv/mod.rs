@@ -24,7 +24,8 @@ mod parts;
 mod spike_bits;
 
 pub use grads::backward;
-use parts::{gemm, im2col, spike_forward_image, spiking_input, transpose, write_out};
+pub use parts::spiking_input;
+use parts::{gemm, im2col, spike_forward_image, transpose, write_out};
 use spike_bits::{column_filters, forward_bits, RowBits};
 
 use super::buffer::{Shared, Unfilled};
@@ -235,11 +236,6 @@ pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> ConvOut {
         arg,
         spiking: sparse,
     }
-}
-
-/// Whether `x` is binary spikes sparse enough for the spike-driven passes of `path`.
-pub fn spiking(x: &[f32], path: ConvPath) -> bool {
-    spiking_input(x, path)
 }
 
 /// A raw `u32` pointer that may cross threads (each task writes its own rows).

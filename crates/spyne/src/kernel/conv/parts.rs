@@ -151,7 +151,7 @@ pub(super) fn density(v: &[f32]) -> (f32, bool) {
 }
 
 /// Whether `x` is binary spikes sparse enough for the spike-driven passes.
-pub(super) fn spiking_input(x: &[f32], path: ConvPath) -> bool {
+pub fn spiking_input(x: &[f32], path: ConvPath) -> bool {
     if path == ConvPath::Dense {
         return false;
     }

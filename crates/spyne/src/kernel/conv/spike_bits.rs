@@ -32,7 +32,7 @@ pub(super) fn applies(s: &ConvSpec) -> bool {
 /// columns.
 #[derive(Default)]
 pub(super) struct RowBits {
-    /// The padded rows, `[C, H + 2·py]`.
+    /// The padded rows, `[C, H + 2·py]` (filled by [`RowBits::read_rows`] only).
     rows: Vec<u64>,
     /// The image's values as one bitset, 64 to a word (and a spare zero word).
     flat: Vec<u64>,
@@ -68,15 +68,21 @@ pub(super) fn column_filters(s: &ConvSpec, w: &[f32]) -> Vec<f32> {
 }
 
 impl RowBits {
-    /// Reads image `x` (`[C, H, W]`).
+    /// Reads image `x` (`[C, H, W]`) as one bitset (16 values to a compare on AVX-512):
+    /// what [`forward_bits`] needs.
     pub(super) fn read(&mut self, s: &ConvSpec, x: &[f32]) {
-        let [py, px] = s.padding;
-        let hp = s.h + 2 * py;
-        // The image as one bitset first (16 values to a compare on AVX-512), then its rows
-        // cut out of it.
+        debug_assert_eq!(x.len(), s.c * s.h * s.w);
         self.flat.clear();
         self.flat.resize(x.len().div_ceil(64) + 1, 0);
         nonzero_bits(x, &mut self.flat);
+    }
+
+    /// Reads image `x` and cuts its padded rows out of the bitset: what
+    /// [`weight_grad_bits`] needs.
+    pub(super) fn read_rows(&mut self, s: &ConvSpec, x: &[f32]) {
+        self.read(s, x);
+        let [py, px] = s.padding;
+        let hp = s.h + 2 * py;
         self.rows.clear();
         self.rows.resize(s.c * hp, 0);
         let cols = u64::MAX >> (64 - s.w);
@@ -92,7 +98,8 @@ impl RowBits {
         }
     }
 
-    /// Fills the window columns from the bitset that [`RowBits::read`] made.
+    /// Fills the window columns from the bitset that [`RowBits::read`] made (the rows are
+    /// not needed).
     fn columns(&mut self, s: &ConvSpec) {
         let (oh, _) = s.out_hw();
         let ([py, px], g_n) = (s.padding, groups(s));
@@ -267,10 +274,10 @@ fn forward_block<const L: usize>(
 }
 
 multiversion! {
-    /// Adds one image's weight gradient to `dwt` (`[K, O]`), from its row masks and its
-    /// output gradients `gt` (position-major, `[OH·OW, O]`): each patch element's row is
-    /// the sum of the gradients of the outputs it reaches with a spike. Requires
-    /// [`applies`].
+    /// Adds one image's weight gradient to `dwt` (`[K, O]`), from its row masks (read by
+    /// [`RowBits::read_rows`]) and its output gradients `gt` (position-major, `[OH·OW, O]`):
+    /// each patch element's row is the sum of the gradients of the outputs it reaches with
+    /// a spike. Requires [`applies`].
     pub(super) fn weight_grad_bits<>(s: &ConvSpec, bits: &RowBits, gt: &[f32], dwt: &mut [f32]) {
         for o0 in (0..s.o).step_by(BLOCK) {
             match s.o - o0 {
