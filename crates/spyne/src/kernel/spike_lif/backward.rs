@@ -5,8 +5,11 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::columns::{add_columns, ChunkColumns};
 use super::walk::{lane_width, recompute, walk, Out, Scratch, Task};
-use super::{lane_groups, neuron_blocks, transposed, LaneMajor, SpikeLifSpec, Weights, BLOCK};
+use super::{
+    lane_groups, neuron_blocks, transposed, LaneMajor, SpikeLifSpec, Weights, BLOCK, LANE_BLOCK,
+};
 use crate::kernel::buffer::Shared;
 use crate::kernel::dense::{give_back_scratch, take_scratch, times_transposed, transpose};
 use crate::kernel::lif::{
@@ -75,20 +78,36 @@ pub fn backward(
     };
     let lanes = LaneMajor::new(w.w_in, k_n, n);
     let w_out_t = LaneMajor::new(&transposed(w.w_out, n, m), m, n);
-    let task = Task {
-        spec,
-        w,
-        p: split_params(lif, w.params),
-        lanes: &lanes,
-        w_out_t: &w_out_t,
-        ckpt,
-        grad,
-        sg: (lif.surrogate.code().1, lif.surrogate.custom_derivative()),
-        out,
-    };
-    neuron_blocks(n).into_par_iter().for_each(|r| {
-        monomorphize!(lif, backward_task(&task, r));
-    });
+    let blocks = neuron_blocks(n);
+    // Each block's walk state (δ, δ_syn, carry, sums, weight-gradient columns), carried
+    // from chunk to chunk.
+    let mut states: Vec<Vec<f32>> = blocks
+        .iter()
+        .map(|r| vec![0.0; state_len(spec, r.len())])
+        .collect();
+    // Chunk by chunk from the last, every block in parallel: the index is transposed for
+    // one chunk at a time, so that its copy does not grow with T.
+    for c in (0..spec.chunks()).rev() {
+        let columns = ChunkColumns::new(spec, c);
+        let task = Task {
+            spec,
+            w,
+            p: split_params(lif, w.params),
+            lanes: &lanes,
+            w_out_t: &w_out_t,
+            ckpt,
+            grad,
+            sg: (lif.surrogate.code().1, lif.surrogate.custom_derivative()),
+            columns: &columns,
+            out,
+        };
+        blocks
+            .par_iter()
+            .zip(states.par_iter_mut())
+            .for_each(|(r, state)| {
+                monomorphize!(lif, backward_task(&task, r.clone(), c, state));
+            });
+    }
     g.w_out = transpose(&w_out_t_grad, m, n);
     if input_grad {
         g.input = Some(times_transposed(&delta, w.w_in, n, k_n));
@@ -96,54 +115,64 @@ pub fn backward(
     g
 }
 
+/// Floats of the walk state of a block of `w` neurons: `δ`, `δ_syn` and the carry (`[B, w]`
+/// each), the four sums (`[4, w]`), and the block's columns of `∂L/∂W_in` and `∂L/∂W_outᵀ`.
+fn state_len(spec: &SpikeLifSpec, w: usize) -> usize {
+    let m = spec.outputs.unwrap_or(0);
+    (3 * spec.lif.batch + 4 + spec.index.cols() + m) * w
+}
+
 /// Picks the surrogate's instance of [`backward_block`].
-fn backward_task<const SYN: bool, const RESET: u8>(task: &Task, r: Range<usize>) {
+fn backward_task<const SYN: bool, const RESET: u8>(
+    task: &Task,
+    r: Range<usize>,
+    c: usize,
+    state: &mut [f32],
+) {
     with_surrogate_code!(
         task.spec.lif.surrogate,
-        backward_block::<SYN, RESET>(task, r)
+        backward_block::<SYN, RESET>(task, r, c, state)
     )
 }
 
 multiversion! {
-    /// The backward pass for neurons `r`: chunk by chunk from the last, lane group by lane
-    /// group, recompute then walk back.
-    fn backward_block<SYN: bool, RESET: u8, SG: u8>(task: &Task, r: Range<usize>) {
+    /// The backward pass through chunk `c` for neurons `r`, lane group by lane group:
+    /// recompute, then walk back (`state`: the block's walk state, [`state_len`]); after
+    /// chunk 0, the block's gradients.
+    fn backward_block<SYN: bool, RESET: u8, SG: u8>(task: &Task, r: Range<usize>, c: usize, state: &mut [f32]) {
         let spec = task.spec;
         let lif = &spec.lif;
         let (b_n, w) = (lif.batch, r.len());
         let k_n = spec.index.cols();
-        let per_b = (spec.chunk_len() + 1) * 16;
+        let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
         let syn_len = if SYN { b_n * per_b } else { 0 };
-        let m = spec.outputs.unwrap_or(0);
-        let len = b_n * per_b + syn_len + 3 * b_n * w + 4 * w + (k_n + m) * w;
-        let mut buffer = take_scratch(len);
+        let len = b_n * per_b + syn_len;
+        // (From a cache line on: the sums read the membranes' slots as whole lines.)
+        let mut buffer = take_scratch(len + 15);
         {
-            let rest = &mut buffer[..len];
-            let (us, rest) = rest.split_at_mut(b_n * per_b);
-            let (syns, rest) = rest.split_at_mut(syn_len);
-            let (du, rest) = rest.split_at_mut(b_n * w);
+            let skip = buffer.as_ptr().align_offset(64);
+            let (us, syns) = buffer[skip..][..len].split_at_mut(b_n * per_b);
+            let (du, rest) = state.split_at_mut(b_n * w);
             let (dsyn, rest) = rest.split_at_mut(b_n * w);
             let (carry, rest) = rest.split_at_mut(b_n * w);
             let (acc, rest) = rest.split_at_mut(4 * w);
             let (dw, dwo) = rest.split_at_mut(k_n * w);
-            for v in [&mut *du, &mut *dsyn, &mut *carry, &mut *acc, &mut *dw, &mut *dwo] {
-                v.fill(0.0);
-            }
             let mut sc = Scratch { us, syns, du, dsyn, carry, acc, dw, dwo };
-            let groups = lane_groups(r.clone());
-            for c in (0..spec.chunks()).rev() {
-                for &(n0, l0, width) in &groups {
-                    let at = (&r, n0, l0, c);
-                    if width == 16 {
-                        recompute::<16, SYN, RESET>(task, at, &mut sc);
-                        walk::<16, SYN, RESET, SG>(task, at, &mut sc);
-                    } else {
-                        recompute::<1, SYN, RESET>(task, at, &mut sc);
-                        walk::<1, SYN, RESET, SG>(task, at, &mut sc);
-                    }
+            for (n0, l0, width) in lane_groups(r.clone()) {
+                let at = (&r, n0, l0, c);
+                if width == LANE_BLOCK {
+                    recompute::<LANE_BLOCK, SYN, RESET>(task, at, &mut sc);
+                    walk::<LANE_BLOCK, SYN, RESET, SG>(task, at, &mut sc);
+                    let dw = &mut sc.dw[(n0 - r.start) * k_n..][..LANE_BLOCK * k_n];
+                    add_columns(task.columns, sc.us, dw, task.lanes.avx512);
+                } else {
+                    recompute::<1, SYN, RESET>(task, at, &mut sc);
+                    walk::<1, SYN, RESET, SG>(task, at, &mut sc);
                 }
             }
-            finish::<SYN>(task, &r, &sc);
+            if c == 0 {
+                finish::<SYN>(task, &r, &sc);
+            }
         }
         give_back_scratch(buffer);
     }
@@ -188,7 +217,7 @@ fn finish<const SYN: bool>(task: &Task, r: &Range<usize>, sc: &Scratch) {
     }
     // ∂L/∂W_in and ∂L/∂W_outᵀ from their lane-block layouts.
     let (k_n, m) = (task.spec.index.cols(), task.spec.outputs.unwrap_or(0));
-    for n0 in (r.start..r.end).step_by(16) {
+    for n0 in (r.start..r.end).step_by(LANE_BLOCK) {
         let width = lane_width(n0, r);
         for (rows, src, dst) in [
             (k_n, &*sc.dw, task.out.w_in),
@@ -204,4 +233,4 @@ fn finish<const SYN: bool>(task: &Task, r: &Range<usize>, sc: &Scratch) {
 }
 
 // Tasks are whole lane blocks: the lane groups and the ∂L/∂W_in layout rely on it.
-const _: () = assert!(BLOCK.is_multiple_of(16));
+const _: () = assert!(BLOCK.is_multiple_of(LANE_BLOCK));

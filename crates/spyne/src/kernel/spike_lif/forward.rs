@@ -5,7 +5,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{
-    current, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights,
+    current, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights, LANE_BLOCK,
     SPARSE_OUTPUT_DENSITY,
 };
 use crate::kernel::buffer::{Shared, Unfilled};
@@ -85,7 +85,8 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
                 let mut fired = Vec::new();
                 for (n0, l0, width) in lane_groups(r.clone()) {
                     let at = (n0, l0, &mut fired);
-                    if width == 16 {
+                    if width == LANE_BLOCK {
+                        // (The macro takes literals: 16 is `LANE_BLOCK`, asserted below.)
                         monomorphize!(lif, forward_lanes::<16>(&chunk, at));
                     } else {
                         monomorphize!(lif, forward_lanes::<1>(&chunk, at));
@@ -220,3 +221,5 @@ fn write_currents(
         }
     }
 }
+
+const _: () = assert!(LANE_BLOCK == 16);

@@ -21,9 +21,11 @@
 //! arithmetic of [`super::lif`]), forming `∂L/∂S = ∂L/∂I'·W_outᵀ` on the way, adding
 //! `∂L/∂I'[t, b]` to the output weight gradient of the neurons that fired, and each step's
 //! input gradient `δ[t, b]` to the weight rows of the inputs that fired then:
-//! `∂L/∂W_in[k] += δ[t, b]` for every active `k`.
+//! `∂L/∂W_in[k] += δ[t, b]` for every active `k`; for full lane blocks, once per chunk and
+//! input, from the index transposed ([`columns`]).
 
 mod backward;
+mod columns;
 mod forward;
 mod walk;
 
@@ -35,6 +37,7 @@ use rayon::prelude::*;
 pub use backward::backward;
 pub use forward::forward;
 
+use super::buffer::Aligned;
 use super::lif::Params;
 use super::spike_index::SpikeIndex;
 use super::LifSpec;
@@ -42,8 +45,14 @@ use super::LifSpec;
 /// Neurons per task of both passes.
 const BLOCK: usize = 64;
 
-/// Neurons per block of the lane-major weights (one AVX-512 register).
+/// Neurons per block of the lane-major weights: one AVX-512 register. (Two registers, so
+/// that each index entry read serves two vector reads, ran no faster in the shd-like job,
+/// and leave wider remainders to the one-lane path.)
 const LANE_BLOCK: usize = 16;
+
+/// AVX-512 registers per row of a lane block.
+#[cfg(target_arch = "x86_64")]
+const ZMM: usize = LANE_BLOCK / 16;
 
 /// Hidden spikes at most this dense add the output weight rows of the neurons that fired to
 /// the next layer's currents; denser ones take a GEMM when the output layer is wide (adding
@@ -141,7 +150,7 @@ pub struct Weights<'a> {
 /// place, `W_in`'s rows are a power of two apart for common widths, and a few columns of
 /// each would thrash the cache sets.
 pub(super) struct LaneMajor {
-    data: Vec<f32>,
+    data: Aligned,
     k: usize,
     n: usize,
     /// The CPU has AVX-512F (the sums then run on explicit vector registers).
@@ -151,7 +160,7 @@ pub(super) struct LaneMajor {
 impl LaneMajor {
     pub(super) fn new(w_in: &[f32], k: usize, n: usize) -> LaneMajor {
         assert_eq!(w_in.len(), k * n, "input weights vs spike index width");
-        let mut data = vec![0.0f32; k * n];
+        let mut data = Aligned::zeroed(k * n);
         // (No rows, as for an absent output layer: nothing to lay out.)
         data.par_chunks_mut((k * LANE_BLOCK).max(1))
             .enumerate()
@@ -202,6 +211,16 @@ impl<'a> Lanes<'a> {
     pub(super) fn width(&self) -> usize {
         self.stride
     }
+
+    /// The CPU has AVX-512F.
+    pub(super) fn avx512(&self) -> bool {
+        self.avx512
+    }
+
+    /// Row 0 of the lanes, from which the block's other rows follow `width` floats apart.
+    pub(super) fn as_ptr(&self) -> *const f32 {
+        self.w[self.l0..].as_ptr()
+    }
 }
 
 /// Lanes worked on together: a whole lane block, or one lane of a narrower last block.
@@ -251,13 +270,15 @@ pub(super) fn current<const L: usize>(
 fn sum_rows<const L: usize>(lanes: Lanes, active: &[u32], cur: &mut [f32; L]) {
     debug_assert!(lanes.l0 + L <= lanes.stride);
     #[cfg(target_arch = "x86_64")]
-    if L == 16 && lanes.stride == 16 && lanes.avx512 {
-        debug_assert!(active.iter().all(|&k| (k as usize) < lanes.w.len() / 16));
+    if L == LANE_BLOCK && lanes.stride == LANE_BLOCK && lanes.avx512 {
+        debug_assert!(active
+            .iter()
+            .all(|&k| (k as usize) < lanes.w.len() / LANE_BLOCK));
         // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`). The index's entries are below
-        // its width (it is built so), and the block has that many rows of 16 floats (both
-        // passes build `LaneMajor` with the index's width), so every read is inside `w`;
-        // `cur` holds 16 floats.
-        unsafe { x86::sum16(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
+        // its width (it is built so), and the block has that many rows of `LANE_BLOCK`
+        // floats (both passes build `LaneMajor` with the index's width), so every read is
+        // inside `w`; `cur` holds `LANE_BLOCK` floats.
+        unsafe { x86::sum::<ZMM>(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
         return;
     }
     let at = |k: u32| -> &[f32; L] {
@@ -313,33 +334,48 @@ pub(super) fn transposed(w_out: &[f32], n: usize, m: usize) -> Vec<f32> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    // The register sums are indexed by constant loop counters, which unroll.
+    #![allow(clippy::needless_range_loop)]
+
     use std::arch::x86_64::*;
 
-    /// [`super::sum_rows`] for one block of 16 lanes: rows 16 floats apart from `w`.
+    /// [`super::sum_rows`] for one lane block of `V` registers: rows `16·V` floats apart
+    /// from `w`.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; row `k` (16 floats) is readable for every `k` in `active`;
-    /// `cur` holds 16 floats.
+    /// The CPU has AVX-512F; row `k` (`16·V` floats) is readable for every `k` in `active`;
+    /// `cur` holds `16·V` floats.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn sum16(w: *const f32, active: &[u32], cur: *mut f32) {
-        let mut acc = [_mm512_setzero_ps(); 4];
+    pub(super) unsafe fn sum<const V: usize>(w: *const f32, active: &[u32], cur: *mut f32) {
+        // SAFETY (the closure's read): row k is readable (the caller's contract).
+        let row =
+            |k: u32, v: usize| unsafe { _mm512_loadu_ps(w.add(k as usize * 16 * V + 16 * v)) };
+        let mut acc = [[_mm512_setzero_ps(); V]; 4];
         let quads = active.chunks_exact(4);
         let rest = quads.remainder();
         for q in quads {
             for i in 0..4 {
-                // SAFETY: row q[i] is readable (the caller's contract).
-                let v = unsafe { _mm512_loadu_ps(w.add(q[i] as usize * 16)) };
-                acc[i] = _mm512_add_ps(acc[i], v);
+                for v in 0..V {
+                    acc[i][v] = _mm512_add_ps(acc[i][v], row(q[i], v));
+                }
             }
         }
-        for (i, &k) in rest.iter().enumerate() {
-            // SAFETY: as above.
-            let v = unsafe { _mm512_loadu_ps(w.add(k as usize * 16)) };
-            acc[i] = _mm512_add_ps(acc[i], v);
+        // (Constant indices, so that the sums stay in registers.)
+        for i in 0..3 {
+            if i < rest.len() {
+                for v in 0..V {
+                    acc[i][v] = _mm512_add_ps(acc[i][v], row(rest[i], v));
+                }
+            }
         }
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        // SAFETY: `cur` holds 16 floats.
-        unsafe { _mm512_storeu_ps(cur, s) };
+        for v in 0..V {
+            let s = _mm512_add_ps(
+                _mm512_add_ps(acc[0][v], acc[1][v]),
+                _mm512_add_ps(acc[2][v], acc[3][v]),
+            );
+            // SAFETY: `cur` holds `16·V` floats.
+            unsafe { _mm512_storeu_ps(cur.add(16 * v), s) };
+        }
     }
 }

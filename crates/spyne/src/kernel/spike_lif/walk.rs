@@ -3,7 +3,10 @@
 
 use std::ops::Range;
 
-use super::{current, params_of, LaneMajor, SpikeLifSpec, Weights};
+use super::columns::ChunkColumns;
+#[cfg(target_arch = "x86_64")]
+use super::ZMM;
+use super::{current, params_of, LaneMajor, SpikeLifSpec, Weights, LANE_BLOCK};
 use crate::kernel::buffer::Shared;
 use crate::kernel::lif::{back_step, lanes, step, step_row, LaneParams, Lanes, Params, StepIn};
 use crate::surrogate::DerivativeRef;
@@ -33,13 +36,16 @@ pub(super) struct Task<'a> {
     pub(super) ckpt: &'a [f32],
     pub(super) grad: &'a [f32],
     pub(super) sg: ([f32; 2], DerivativeRef<'a>),
+    /// The spike index by input column, for the full lane blocks' `∂L/∂W_in`.
+    pub(super) columns: &'a ChunkColumns,
     pub(super) out: Out,
 }
 
 /// One task's working memory.
 pub(super) struct Scratch<'a> {
     /// One lane group's recomputed `U[t0 − 1], U[t0], …, U[t1 − 1]` per batch row,
-    /// `(chunk + 1)·L` each.
+    /// `(chunk + 1)·L` each. A full lane block's walk leaves each step's `δ[t, b]` in the
+    /// slot of `U[t]` once it is done with it, for [`super::columns::add_columns`].
     pub(super) us: &'a mut [f32],
     /// The same for `I_syn` (Synaptic).
     pub(super) syns: &'a mut [f32],
@@ -70,7 +76,7 @@ pub(super) fn recompute<const L: usize, const SYN: bool, const RESET: u8>(
 ) {
     let (spec, lif) = (task.spec, &task.spec.lif);
     let (b_n, n) = (lif.batch, lif.features);
-    let per_b = (spec.chunk_len() + 1) * 16;
+    let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
     let rows = lif.kind.state_rows();
     let j = n0 + l0;
     let p = params_of(task.p, &(j..j + L));
@@ -109,7 +115,7 @@ pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u
     let (spec, lif) = (task.spec, &task.spec.lif);
     let (t_n, b_n, n, w) = (lif.steps, lif.batch, lif.features, r.len());
     let (m, k_n) = (spec.outputs.unwrap_or(0), spec.index.cols());
-    let per_b = (spec.chunk_len() + 1) * 16;
+    let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
     let steps = spec.chunk(c);
     let j = n0 + l0;
     // The lane group's place in the task's arrays, and in its ∂L/∂W_in columns.
@@ -145,7 +151,7 @@ pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u
             ga: at(sc.acc, 2),
         };
         let mut db = at(sc.acc, 3);
-        let us = &sc.us[b * per_b..][..per_b];
+        let us = &mut sc.us[b * per_b..][..per_b];
         let syns = if SYN {
             &sc.syns[b * per_b..][..per_b]
         } else {
@@ -194,7 +200,12 @@ pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u
             for (d, g) in db.iter_mut().zip(&g_in) {
                 *d += g;
             }
-            add_to_rows(sc.dw, dw_at, spec.index.row(row), &g_in, task.lanes.avx512);
+            if L == LANE_BLOCK {
+                // U[t] is done with: its slot keeps δ[t, b] for the column sums.
+                us[(ii + 1) * L..][..L].copy_from_slice(&g_in);
+            } else {
+                add_to_rows(sc.dw, dw_at, spec.index.row(row), &g_in);
+            }
             if let Some(delta) = task.out.delta {
                 // SAFETY: lanes j.. of every row of ∂L/∂(input current) are this task's.
                 unsafe { delta.at(row * n + j, L) }.copy_from_slice(&g_in);
@@ -214,7 +225,7 @@ pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u
 /// The width of the lane block that starts at `n0` within the task's neurons `r`.
 #[inline(always)]
 pub(super) fn lane_width(n0: usize, r: &Range<usize>) -> usize {
-    16.min(r.end - n0)
+    LANE_BLOCK.min(r.end - n0)
 }
 
 /// With an output layer, for the `L` neurons from lane `l0` of the lane block at `n0`, at
@@ -231,12 +242,7 @@ fn output_grads<const L: usize>(
     let m = task.spec.outputs.unwrap_or(0);
     let g_out = &task.grad[row * m..][..m];
     let wo = task.w_out_t.lanes(n0, l0);
-    let mut g_s = [0.0f32; L];
-    for (mm, &g) in g_out.iter().enumerate() {
-        for (s, w) in g_s.iter_mut().zip(wo.row::<L>(mm)) {
-            *s += g * w;
-        }
-    }
+    let g_s = out_dot::<L>(g_out, wo);
     let mut s = [0.0f32; L];
     for ((s, &u), &th) in s.iter_mut().zip(u).zip(theta) {
         *s = step(u - th);
@@ -253,27 +259,40 @@ fn output_grads<const L: usize>(
     g_s
 }
 
+/// `Σ_m g_out[m]·W_outᵀ[m, lanes]` for the `L` lanes of `wo`, summed as `(s₀ + s₁) + (s₂ +
+/// s₃)` where `s_i` adds the outputs `i, i + 4, …` in order: four independent chains, since
+/// one chain of `M` dependent additions would cost `M` latencies per row and step.
+#[inline(always)]
+fn out_dot<const L: usize>(g_out: &[f32], wo: super::Lanes) -> [f32; L] {
+    #[cfg(target_arch = "x86_64")]
+    if L == LANE_BLOCK && wo.width() == LANE_BLOCK && wo.avx512() {
+        let mut g_s = [0.0f32; L];
+        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`); the block holds one row of
+        // `LANE_BLOCK` floats per output (it is built from `W_outᵀ`, `[M, N]`, with M =
+        // `g_out.len()`); `g_s` holds `LANE_BLOCK` floats.
+        unsafe { x86::dot::<ZMM>(wo.as_ptr(), g_out, g_s.as_mut_ptr()) };
+        return g_s;
+    }
+    let mut acc = [[0.0f32; L]; 4];
+    for (mm, &g) in g_out.iter().enumerate() {
+        for (a, w) in acc[mm % 4].iter_mut().zip(wo.row::<L>(mm)) {
+            *a += g * w;
+        }
+    }
+    std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]))
+}
+
 /// Adds a step's input gradient `g` to the task's `∂L/∂W_in` columns (`dw`, laid out as
 /// [`Scratch::dw`] says; `(base, width, l0)` places the lane group) at the rows of the
-/// inputs that fired.
+/// inputs that fired: the narrow lanes' way (full lane blocks sum by column instead).
 #[inline(always)]
 fn add_to_rows<const L: usize>(
     dw: &mut [f32],
     (base, width, l0): (usize, usize, usize),
     rows: &[u32],
     g: &[f32; L],
-    avx512: bool,
 ) {
-    let k_n = dw.len();
     let dw = &mut dw[base..];
-    #[cfg(target_arch = "x86_64")]
-    if L == 16 && width == 16 && avx512 {
-        // SAFETY: the CPU has AVX-512F; `g` holds 16 floats; `dw` holds the lane block's K
-        // rows of 16, and the index's entries are below K (it is built so).
-        unsafe { x86::add16(dw, rows, g.as_ptr()) };
-        return;
-    }
-    let _ = (avx512, k_n);
     for &k in rows {
         let dst = &mut dw[k as usize * width + l0..][..L];
         for (d, v) in dst.iter_mut().zip(g) {
@@ -284,26 +303,52 @@ fn add_to_rows<const L: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    // The register sums are indexed by constant loop counters, which unroll.
+    #![allow(clippy::needless_range_loop)]
+
     use std::arch::x86_64::*;
 
-    /// `dw[k·16..(k + 1)·16] += g` for every `k` in `rows`.
+    /// `out = Σ_m g[m]·w[m·16·V..(m + 1)·16·V]`, in four chains (see [`super::out_dot`]).
     ///
     /// # Safety
-    /// The CPU has AVX-512F, `g` points at 16 floats, and `dw` holds 16 floats for every
-    /// row in `rows`.
+    /// The CPU has AVX-512F, `w` points at `16·V·g.len()` floats, `out` at `16·V`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn add16(dw: &mut [f32], rows: &[u32], g: *const f32) {
-        debug_assert!(rows.iter().all(|&k| (k as usize + 1) * 16 <= dw.len()));
-        let base = dw.as_mut_ptr();
-        // SAFETY: `g` points at 16 floats; every row's 16 floats lie inside `dw` (the
-        // caller's contract).
-        unsafe {
-            let g = _mm512_loadu_ps(g);
-            for &k in rows {
-                let p = base.add(k as usize * 16);
-                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), g));
+    pub(super) unsafe fn dot<const V: usize>(w: *const f32, g: &[f32], out: *mut f32) {
+        let mut acc = [[_mm512_setzero_ps(); V]; 4];
+        // A product then a sum, as the other lanes' path rounds (no fused multiply-add).
+        // SAFETY (the closure's read): row mm of `w` is readable (the caller's contract).
+        let term = |mm: usize, v: usize, x: f32| unsafe {
+            _mm512_mul_ps(
+                _mm512_set1_ps(x),
+                _mm512_loadu_ps(w.add(mm * 16 * V + 16 * v)),
+            )
+        };
+        let quads = g.chunks_exact(4);
+        let rest = quads.remainder();
+        for (q, quad) in quads.enumerate() {
+            for i in 0..4 {
+                for v in 0..V {
+                    acc[i][v] = _mm512_add_ps(acc[i][v], term(4 * q + i, v, quad[i]));
+                }
             }
+        }
+        // (Constant indices, so that the sums stay in registers.)
+        for i in 0..3 {
+            if i < rest.len() {
+                for v in 0..V {
+                    let mm = g.len() - rest.len() + i;
+                    acc[i][v] = _mm512_add_ps(acc[i][v], term(mm, v, rest[i]));
+                }
+            }
+        }
+        for v in 0..V {
+            let s = _mm512_add_ps(
+                _mm512_add_ps(acc[0][v], acc[1][v]),
+                _mm512_add_ps(acc[2][v], acc[3][v]),
+            );
+            // SAFETY: `out` holds `16·V` floats.
+            unsafe { _mm512_storeu_ps(out.add(16 * v), s) };
         }
     }
 }

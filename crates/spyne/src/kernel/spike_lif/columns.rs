@@ -1,0 +1,172 @@
+//! The input weight gradient of the spike-input op by input column: `∂L/∂W_in[k] = Σ δ[t, b]`
+//! over the rows of the chunk where input `k` fired, summed in registers.
+//!
+//! Adding each step's `δ[t, b]` to the weight rows of the inputs that fired then (a load, an
+//! add and a store per spike, to random rows of a 45 KB block) cost about three cycles per
+//! spike. Here the walk leaves the chunk's `δ` in the slots of the recomputed membranes it no
+//! longer needs, and each input's column sums its slots with loads alone: one store per input
+//! and chunk.
+
+#[cfg(target_arch = "x86_64")]
+use super::ZMM;
+use super::{SpikeLifSpec, LANE_BLOCK};
+
+/// One chunk of the spike index transposed: for every input, where the rows at which it
+/// fired keep their `δ` in a full lane block's [`super::walk::Scratch::us`].
+pub(super) struct ChunkColumns {
+    k: usize,
+    /// `starts[k]..starts[k + 1]` are the entries of input `k`.
+    starts: Vec<u32>,
+    /// Float offsets into `us`: `b·per_b + (t − t0 + 1)·LANE_BLOCK` for row `(t, b)` of the
+    /// chunk `t0..`.
+    slots: Vec<u32>,
+}
+
+impl ChunkColumns {
+    /// Transposes chunk `c` of `spec.index`.
+    pub(super) fn new(spec: &SpikeLifSpec, c: usize) -> ChunkColumns {
+        let (k_n, b_n) = (spec.index.cols(), spec.lif.batch);
+        let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
+        assert!(
+            b_n * per_b <= u32::MAX as usize,
+            "a chunk's slots fit in u32 offsets"
+        );
+        let steps = spec.chunk(c);
+        let rows = steps.start * b_n..steps.end * b_n;
+        let mut starts = vec![0u32; k_n + 1];
+        for r in rows.clone() {
+            for &k in spec.index.row(r) {
+                starts[k as usize + 1] += 1;
+            }
+        }
+        for k in 0..k_n {
+            starts[k + 1] += starts[k];
+        }
+        let mut next = starts[..k_n].to_vec();
+        let mut slots = vec![0u32; starts[k_n] as usize];
+        for r in rows {
+            let (t, b) = (r / b_n, r % b_n);
+            let slot = (b * per_b + (t - steps.start + 1) * LANE_BLOCK) as u32;
+            for &k in spec.index.row(r) {
+                let at = &mut next[k as usize];
+                slots[*at as usize] = slot;
+                *at += 1;
+            }
+        }
+        ChunkColumns {
+            k: k_n,
+            starts,
+            slots,
+        }
+    }
+
+    /// The slots of input `k`, in row order.
+    #[inline(always)]
+    fn column(&self, k: usize) -> &[u32] {
+        &self.slots[self.starts[k] as usize..self.starts[k + 1] as usize]
+    }
+}
+
+/// `dw[k·L..(k + 1)·L] += Σ us[slot..slot + L]` over the slots of input `k` in the chunk,
+/// for every input (`L` = [`LANE_BLOCK`]): `dw` is one full lane block's `[K, L]` columns of
+/// `∂L/∂W_in`, and `us` holds the lane block's `δ` of the chunk in its slots. Each sum runs
+/// as `(s₀ + s₁) + (s₂ + s₃)`, `s_i` adding the slots `i, i + 4, …` in order.
+pub(super) fn add_columns(cols: &ChunkColumns, us: &[f32], dw: &mut [f32], avx512: bool) {
+    const L: usize = LANE_BLOCK;
+    assert!(dw.len() >= cols.k * L, "one lane block of weight rows");
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        debug_assert!(cols.slots.iter().all(|&s| s as usize + L <= us.len()));
+        // SAFETY: the CPU has AVX-512F (the caller checked); every slot's `L` floats lie in
+        // `us` (the slots are built for the scratch's layout, which holds every batch row's
+        // chunk); `dw` holds K rows of `L` floats (asserted above).
+        unsafe { x86::add_columns::<ZMM>(cols, us.as_ptr(), dw.as_mut_ptr()) };
+        return;
+    }
+    let _ = avx512;
+    for k in 0..cols.k {
+        let slots = cols.column(k);
+        if slots.is_empty() {
+            continue;
+        }
+        let mut acc = [[0.0f32; L]; 4];
+        let quads = slots.chunks_exact(4);
+        let rest = quads.remainder();
+        for quad in quads {
+            for (a, &s) in acc.iter_mut().zip(quad) {
+                for (a, v) in a.iter_mut().zip(&us[s as usize..][..L]) {
+                    *a += v;
+                }
+            }
+        }
+        for (a, &s) in acc.iter_mut().zip(rest) {
+            for (a, v) in a.iter_mut().zip(&us[s as usize..][..L]) {
+                *a += v;
+            }
+        }
+        for (l, d) in dw[k * L..][..L].iter_mut().enumerate() {
+            *d += (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    // The register sums are indexed by constant loop counters, which unroll.
+    #![allow(clippy::needless_range_loop)]
+
+    use std::arch::x86_64::*;
+
+    use super::ChunkColumns;
+
+    /// [`super::add_columns`] on AVX-512, `V` registers per row (one function, so that the
+    /// per-input sums inline).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `16·V` floats are readable from `us` at every slot of `cols`,
+    /// and `dw` holds K rows of `16·V` floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_columns<const V: usize>(
+        cols: &ChunkColumns,
+        us: *const f32,
+        dw: *mut f32,
+    ) {
+        // SAFETY (every read below): the slot's floats are readable (the caller's contract).
+        let at = |s: u32, v: usize| unsafe { _mm512_loadu_ps(us.add(s as usize + 16 * v)) };
+        for k in 0..cols.k {
+            let slots = cols.column(k);
+            if slots.is_empty() {
+                continue;
+            }
+            let mut acc = [[_mm512_setzero_ps(); V]; 4];
+            let quads = slots.chunks_exact(4);
+            let rest = quads.remainder();
+            for quad in quads {
+                for i in 0..4 {
+                    for v in 0..V {
+                        acc[i][v] = _mm512_add_ps(acc[i][v], at(quad[i], v));
+                    }
+                }
+            }
+            // (Constant indices, so that the sums stay in registers.)
+            for i in 0..3 {
+                if i < rest.len() {
+                    for v in 0..V {
+                        acc[i][v] = _mm512_add_ps(acc[i][v], at(rest[i], v));
+                    }
+                }
+            }
+            for v in 0..V {
+                let s = _mm512_add_ps(
+                    _mm512_add_ps(acc[0][v], acc[1][v]),
+                    _mm512_add_ps(acc[2][v], acc[3][v]),
+                );
+                // SAFETY: row k of `dw` holds `16·V` floats (the caller's contract).
+                unsafe {
+                    let dst = dw.add(k * 16 * V + 16 * v);
+                    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), s));
+                }
+            }
+        }
+    }
+}
