@@ -82,6 +82,14 @@ impl Aligned {
     }
 }
 
+impl From<&[f32]> for Aligned {
+    fn from(v: &[f32]) -> Aligned {
+        let mut a = Aligned::zeroed(v.len());
+        a.copy_from_slice(v);
+        a
+    }
+}
+
 impl std::ops::Deref for Aligned {
     type Target = [f32];
 

@@ -8,7 +8,7 @@ use super::input_grad::{channel_last_filters, has_fma, winner_input_grad, Winner
 use super::parts::{col2im, gemm, im2col, spike_weight_grad, spikes, transpose};
 use super::spike_bits::{self, weight_grad_bits};
 use super::{grown, tasks, ConvSpec, Scratch, BACKWARD_IMAGES_PER_TASK};
-use crate::kernel::buffer::{Shared, Unfilled};
+use crate::kernel::buffer::{Aligned, Shared, Unfilled};
 use crate::kernel::lif::sum_in_order;
 
 /// One image's output gradient: the full `[O, OH·OW]`, or a pooled `[O, PH·PW]` with the
@@ -78,11 +78,12 @@ pub fn backward(
     let g_image = o * ph * pw;
     let mut dx = Unfilled::new(if want_input { x.len() } else { 0 });
     let dxp = Shared(dx.as_mut_ptr());
-    let wcl = if want_input && s.pool.is_some() {
+    // (On cache lines: the winners' pass reads its rows as vectors.)
+    let wcl = Aligned::from(&*if want_input && s.pool.is_some() {
         channel_last_filters(s, w)
     } else {
         Vec::new()
-    };
+    });
     let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(s.n, BACKWARD_IMAGES_PER_TASK)
         .into_par_iter()
         .map(|images| {

@@ -28,7 +28,7 @@ pub use parts::spiking_input;
 use parts::{gemm, im2col, spike_forward_image, transpose, write_out};
 use spike_bits::{column_filters, forward_bits, RowBits};
 
-use super::buffer::{Shared, Unfilled};
+use super::buffer::{Aligned, Shared, Unfilled};
 
 /// Which algorithm a pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,13 +199,14 @@ pub struct ConvOut {
 pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> ConvOut {
     let pool = s.pool;
     let sparse = spiking_input(x, s.forward);
-    let wt = if sparse && spike_bits::applies(s) {
+    // (On cache lines: the passes read its rows of 64 floats as vectors.)
+    let wt = Aligned::from(&*if sparse && spike_bits::applies(s) {
         column_filters(s, w)
     } else if sparse {
         transpose(w, s.o, s.k())
     } else {
         Vec::new()
-    };
+    });
     let [_, o, ph, pw] = s.output_shape();
     let out_image = o * ph * pw;
     let mut y = Unfilled::new(s.n * out_image);
