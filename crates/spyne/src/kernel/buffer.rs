@@ -106,3 +106,23 @@ impl std::ops::DerefMut for Aligned {
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Aligned;
+
+    #[test]
+    fn aligned_buffers_start_on_a_cache_line_and_hold_their_values() {
+        for len in [0, 1, 15, 16, 17, 1000] {
+            let a = Aligned::zeroed(len);
+            assert_eq!(a.len(), len);
+            assert!(a.iter().all(|&v| v == 0.0));
+            assert_eq!(a.as_ptr() as usize % 64, 0, "len {len}");
+        }
+        let values = [1.0, -2.5, 3.0];
+        let mut b = Aligned::from(&values[..]);
+        assert_eq!(&*b, &values);
+        b[1] = 7.0;
+        assert_eq!(&*b, &[1.0, 7.0, 3.0]);
+    }
+}

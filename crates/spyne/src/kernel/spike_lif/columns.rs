@@ -117,6 +117,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
+    use super::super::x86::gather_sum;
     use super::ChunkColumns;
 
     /// [`super::add_columns`] on AVX-512, `V` registers per row (one function, so that the
@@ -131,36 +132,14 @@ mod x86 {
         us: *const f32,
         dw: *mut f32,
     ) {
-        // SAFETY (every read below): the slot's floats are readable (the caller's contract).
-        let at = |s: u32, v: usize| unsafe { _mm512_loadu_ps(us.add(s as usize + 16 * v)) };
         for k in 0..cols.k {
             let slots = cols.column(k);
             if slots.is_empty() {
                 continue;
             }
-            let mut acc = [[_mm512_setzero_ps(); V]; 4];
-            let quads = slots.chunks_exact(4);
-            let rest = quads.remainder();
-            for quad in quads {
-                for i in 0..4 {
-                    for v in 0..V {
-                        acc[i][v] = _mm512_add_ps(acc[i][v], at(quad[i], v));
-                    }
-                }
-            }
-            // (Constant indices, so that the sums stay in registers.)
-            for i in 0..3 {
-                if i < rest.len() {
-                    for v in 0..V {
-                        acc[i][v] = _mm512_add_ps(acc[i][v], at(rest[i], v));
-                    }
-                }
-            }
-            for v in 0..V {
-                let s = _mm512_add_ps(
-                    _mm512_add_ps(acc[0][v], acc[1][v]),
-                    _mm512_add_ps(acc[2][v], acc[3][v]),
-                );
+            // SAFETY: every slot's floats are readable (the caller's contract).
+            let s = unsafe { gather_sum::<V>(us, slots, 1) };
+            for (v, s) in s.into_iter().enumerate() {
                 // SAFETY: row k of `dw` holds `16·V` floats (the caller's contract).
                 unsafe {
                     let dst = dw.add(k * 16 * V + 16 * v);

@@ -339,20 +339,25 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    /// [`super::sum_rows`] for one lane block of `V` registers: rows `16·V` floats apart
-    /// from `w`.
+    /// `Σ base[x·scale..x·scale + 16·V]` over `at`, as `V` registers, summed as `(s₀ + s₁) +
+    /// (s₂ + s₃)` where `s_i` adds the entries `i, i + 4, …` in order (the order of the
+    /// portable sums in both passes).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; row `k` (`16·V` floats) is readable for every `k` in `active`;
-    /// `cur` holds `16·V` floats.
+    /// The CPU has AVX-512F; `16·V` floats are readable from `base` at `x·scale` for every
+    /// `x` in `at`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn sum<const V: usize>(w: *const f32, active: &[u32], cur: *mut f32) {
-        // SAFETY (the closure's read): row k is readable (the caller's contract).
+    pub(super) unsafe fn gather_sum<const V: usize>(
+        base: *const f32,
+        at: &[u32],
+        scale: usize,
+    ) -> [__m512; V] {
+        // SAFETY (the closure's read): the row is readable (the caller's contract).
         let row =
-            |k: u32, v: usize| unsafe { _mm512_loadu_ps(w.add(k as usize * 16 * V + 16 * v)) };
+            |x: u32, v: usize| unsafe { _mm512_loadu_ps(base.add(x as usize * scale + 16 * v)) };
         let mut acc = [[_mm512_setzero_ps(); V]; 4];
-        let quads = active.chunks_exact(4);
+        let quads = at.chunks_exact(4);
         let rest = quads.remainder();
         for q in quads {
             for i in 0..4 {
@@ -369,11 +374,26 @@ mod x86 {
                 }
             }
         }
-        for v in 0..V {
-            let s = _mm512_add_ps(
+        std::array::from_fn(|v| {
+            _mm512_add_ps(
                 _mm512_add_ps(acc[0][v], acc[1][v]),
                 _mm512_add_ps(acc[2][v], acc[3][v]),
-            );
+            )
+        })
+    }
+
+    /// [`super::sum_rows`] for one lane block of `V` registers: rows `16·V` floats apart
+    /// from `w`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; row `k` (`16·V` floats) is readable for every `k` in `active`;
+    /// `cur` holds `16·V` floats.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn sum<const V: usize>(w: *const f32, active: &[u32], cur: *mut f32) {
+        // SAFETY: the rows are readable (the caller's contract).
+        let s = unsafe { gather_sum::<V>(w, active, 16 * V) };
+        for (v, s) in s.into_iter().enumerate() {
             // SAFETY: `cur` holds `16·V` floats.
             unsafe { _mm512_storeu_ps(cur.add(16 * v), s) };
         }
