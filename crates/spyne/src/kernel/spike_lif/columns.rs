@@ -7,8 +7,6 @@
 //! longer needs, and each input's column sums its slots with loads alone: one store per input
 //! and chunk.
 
-#[cfg(target_arch = "x86_64")]
-use super::ZMM;
 use super::{SpikeLifSpec, LANE_BLOCK};
 
 /// One chunk of the spike index transposed: for every input, where the rows at which it
@@ -80,7 +78,7 @@ pub(super) fn add_columns(cols: &ChunkColumns, us: &[f32], dw: &mut [f32], avx51
         // SAFETY: the CPU has AVX-512F (the caller checked); every slot's `L` floats lie in
         // `us` (the slots are built for the scratch's layout, which holds every batch row's
         // chunk); `dw` holds K rows of `L` floats (asserted above).
-        unsafe { x86::add_columns::<ZMM>(cols, us.as_ptr(), dw.as_mut_ptr()) };
+        unsafe { x86::add_columns(cols, us.as_ptr(), dw.as_mut_ptr()) };
         return;
     }
     let _ = avx512;
@@ -112,39 +110,29 @@ pub(super) fn add_columns(cols: &ChunkColumns, us: &[f32], dw: &mut [f32], avx51
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    // The register sums are indexed by constant loop counters, which unroll.
-    #![allow(clippy::needless_range_loop)]
-
     use std::arch::x86_64::*;
 
     use super::super::x86::gather_sum;
     use super::ChunkColumns;
 
-    /// [`super::add_columns`] on AVX-512, `V` registers per row (one function, so that the
-    /// per-input sums inline).
+    /// [`super::add_columns`] on AVX-512 (one function, so that the per-input sums inline).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `16·V` floats are readable from `us` at every slot of `cols`,
-    /// and `dw` holds K rows of `16·V` floats.
+    /// The CPU has AVX-512F; 16 floats are readable from `us` at every slot of `cols`, and
+    /// `dw` holds K rows of 16 floats.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn add_columns<const V: usize>(
-        cols: &ChunkColumns,
-        us: *const f32,
-        dw: *mut f32,
-    ) {
+    pub(super) unsafe fn add_columns(cols: &ChunkColumns, us: *const f32, dw: *mut f32) {
         for k in 0..cols.k {
             let slots = cols.column(k);
             if slots.is_empty() {
                 continue;
             }
-            // SAFETY: every slot's floats are readable (the caller's contract).
-            let s = unsafe { gather_sum::<V>(us, slots, 1) };
-            for (v, s) in s.into_iter().enumerate() {
-                // SAFETY: row k of `dw` holds `16·V` floats (the caller's contract).
-                unsafe {
-                    let dst = dw.add(k * 16 * V + 16 * v);
-                    _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), s));
-                }
+            // SAFETY: every slot's floats are readable, and row k of `dw` holds 16 floats
+            // (the caller's contract).
+            unsafe {
+                let s = gather_sum(us, slots, 1);
+                let dst = dw.add(k * 16);
+                _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), s));
             }
         }
     }

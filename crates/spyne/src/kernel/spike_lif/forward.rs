@@ -86,7 +86,7 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
                 for (n0, l0, width) in lane_groups(r.clone()) {
                     let at = (n0, l0, &mut fired);
                     if width == LANE_BLOCK {
-                        // (The macro takes literals: 16 is `LANE_BLOCK`, asserted below.)
+                        // (The macro takes literals: 16 is `LANE_BLOCK`, asserted with it.)
                         monomorphize!(lif, forward_lanes::<16>(&chunk, at));
                     } else {
                         monomorphize!(lif, forward_lanes::<1>(&chunk, at));
@@ -221,5 +221,3 @@ fn write_currents(
         }
     }
 }
-
-const _: () = assert!(LANE_BLOCK == 16);

@@ -50,9 +50,8 @@ const BLOCK: usize = 64;
 /// and leave wider remainders to the one-lane path.)
 const LANE_BLOCK: usize = 16;
 
-/// AVX-512 registers per row of a lane block.
-#[cfg(target_arch = "x86_64")]
-const ZMM: usize = LANE_BLOCK / 16;
+// The AVX-512 paths ([`x86`]) and the forward pass's instance list assume one register.
+const _: () = assert!(LANE_BLOCK == 16);
 
 /// Hidden spikes at most this dense add the output weight rows of the neurons that fired to
 /// the next layer's currents; denser ones take a GEMM when the output layer is wide (adding
@@ -278,7 +277,7 @@ fn sum_rows<const L: usize>(lanes: Lanes, active: &[u32], cur: &mut [f32; L]) {
         // its width (it is built so), and the block has that many rows of `LANE_BLOCK`
         // floats (both passes build `LaneMajor` with the index's width), so every read is
         // inside `w`; `cur` holds `LANE_BLOCK` floats.
-        unsafe { x86::sum::<ZMM>(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
+        unsafe { x86::sum16(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
         return;
     }
     let at = |k: u32| -> &[f32; L] {
@@ -339,63 +338,44 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    /// `Σ base[x·scale..x·scale + 16·V]` over `at`, as `V` registers, summed as `(s₀ + s₁) +
-    /// (s₂ + s₃)` where `s_i` adds the entries `i, i + 4, …` in order (the order of the
-    /// portable sums in both passes).
+    /// `Σ base[x·scale..x·scale + 16]` over `at`, summed as `(s₀ + s₁) + (s₂ + s₃)` where
+    /// `s_i` adds the entries `i, i + 4, …` in order (the order of the portable sums in both
+    /// passes).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `16·V` floats are readable from `base` at `x·scale` for every
-    /// `x` in `at`.
+    /// The CPU has AVX-512F; 16 floats are readable from `base` at `x·scale` for every `x`
+    /// in `at`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn gather_sum<const V: usize>(
-        base: *const f32,
-        at: &[u32],
-        scale: usize,
-    ) -> [__m512; V] {
+    pub(super) unsafe fn gather_sum(base: *const f32, at: &[u32], scale: usize) -> __m512 {
         // SAFETY (the closure's read): the row is readable (the caller's contract).
-        let row =
-            |x: u32, v: usize| unsafe { _mm512_loadu_ps(base.add(x as usize * scale + 16 * v)) };
-        let mut acc = [[_mm512_setzero_ps(); V]; 4];
+        let row = |x: u32| unsafe { _mm512_loadu_ps(base.add(x as usize * scale)) };
+        let mut acc = [_mm512_setzero_ps(); 4];
         let quads = at.chunks_exact(4);
         let rest = quads.remainder();
         for q in quads {
             for i in 0..4 {
-                for v in 0..V {
-                    acc[i][v] = _mm512_add_ps(acc[i][v], row(q[i], v));
-                }
+                acc[i] = _mm512_add_ps(acc[i], row(q[i]));
             }
         }
         // (Constant indices, so that the sums stay in registers.)
         for i in 0..3 {
             if i < rest.len() {
-                for v in 0..V {
-                    acc[i][v] = _mm512_add_ps(acc[i][v], row(rest[i], v));
-                }
+                acc[i] = _mm512_add_ps(acc[i], row(rest[i]));
             }
         }
-        std::array::from_fn(|v| {
-            _mm512_add_ps(
-                _mm512_add_ps(acc[0][v], acc[1][v]),
-                _mm512_add_ps(acc[2][v], acc[3][v]),
-            )
-        })
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))
     }
 
-    /// [`super::sum_rows`] for one lane block of `V` registers: rows `16·V` floats apart
-    /// from `w`.
+    /// [`super::sum_rows`] for one lane block: rows 16 floats apart from `w`.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; row `k` (`16·V` floats) is readable for every `k` in `active`;
-    /// `cur` holds `16·V` floats.
+    /// The CPU has AVX-512F; row `k` (16 floats) is readable for every `k` in `active`;
+    /// `cur` holds 16 floats.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn sum<const V: usize>(w: *const f32, active: &[u32], cur: *mut f32) {
-        // SAFETY: the rows are readable (the caller's contract).
-        let s = unsafe { gather_sum::<V>(w, active, 16 * V) };
-        for (v, s) in s.into_iter().enumerate() {
-            // SAFETY: `cur` holds `16·V` floats.
-            unsafe { _mm512_storeu_ps(cur.add(16 * v), s) };
-        }
+    pub(super) unsafe fn sum16(w: *const f32, active: &[u32], cur: *mut f32) {
+        // SAFETY: the rows are readable, and `cur` holds 16 floats (the caller's contract).
+        unsafe { _mm512_storeu_ps(cur, gather_sum(w, active, 16)) };
     }
 }

@@ -4,8 +4,6 @@
 use std::ops::Range;
 
 use super::columns::ChunkColumns;
-#[cfg(target_arch = "x86_64")]
-use super::ZMM;
 use super::{current, params_of, LaneMajor, SpikeLifSpec, Weights, LANE_BLOCK};
 use crate::kernel::buffer::Shared;
 use crate::kernel::lif::{back_step, lanes, step, step_row, LaneParams, Lanes, Params, StepIn};
@@ -270,7 +268,7 @@ fn out_dot<const L: usize>(g_out: &[f32], wo: super::Lanes) -> [f32; L] {
         // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`); the block holds one row of
         // `LANE_BLOCK` floats per output (it is built from `W_outᵀ`, `[M, N]`, with M =
         // `g_out.len()`); `g_s` holds `LANE_BLOCK` floats.
-        unsafe { x86::dot::<ZMM>(wo.as_ptr(), g_out, g_s.as_mut_ptr()) };
+        unsafe { x86::dot16(wo.as_ptr(), g_out, g_s.as_mut_ptr()) };
         return g_s;
     }
     let mut acc = [[0.0f32; L]; 4];
@@ -308,47 +306,35 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    /// `out = Σ_m g[m]·w[m·16·V..(m + 1)·16·V]`, in four chains (see [`super::out_dot`]).
+    /// `out = Σ_m g[m]·w[m·16..(m + 1)·16]`, in four chains (see [`super::out_dot`]).
     ///
     /// # Safety
-    /// The CPU has AVX-512F, `w` points at `16·V·g.len()` floats, `out` at `16·V`.
+    /// The CPU has AVX-512F, `w` points at `16·g.len()` floats, `out` at 16.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn dot<const V: usize>(w: *const f32, g: &[f32], out: *mut f32) {
-        let mut acc = [[_mm512_setzero_ps(); V]; 4];
+    pub(super) unsafe fn dot16(w: *const f32, g: &[f32], out: *mut f32) {
+        let mut acc = [_mm512_setzero_ps(); 4];
         // A product then a sum, as the other lanes' path rounds (no fused multiply-add).
         // SAFETY (the closure's read): row mm of `w` is readable (the caller's contract).
-        let term = |mm: usize, v: usize, x: f32| unsafe {
-            _mm512_mul_ps(
-                _mm512_set1_ps(x),
-                _mm512_loadu_ps(w.add(mm * 16 * V + 16 * v)),
-            )
+        let term = |mm: usize, x: f32| unsafe {
+            _mm512_mul_ps(_mm512_set1_ps(x), _mm512_loadu_ps(w.add(mm * 16)))
         };
         let quads = g.chunks_exact(4);
         let rest = quads.remainder();
         for (q, quad) in quads.enumerate() {
             for i in 0..4 {
-                for v in 0..V {
-                    acc[i][v] = _mm512_add_ps(acc[i][v], term(4 * q + i, v, quad[i]));
-                }
+                acc[i] = _mm512_add_ps(acc[i], term(4 * q + i, quad[i]));
             }
         }
         // (Constant indices, so that the sums stay in registers.)
+        let full = g.len() - rest.len();
         for i in 0..3 {
             if i < rest.len() {
-                for v in 0..V {
-                    let mm = g.len() - rest.len() + i;
-                    acc[i][v] = _mm512_add_ps(acc[i][v], term(mm, v, rest[i]));
-                }
+                acc[i] = _mm512_add_ps(acc[i], term(full + i, rest[i]));
             }
         }
-        for v in 0..V {
-            let s = _mm512_add_ps(
-                _mm512_add_ps(acc[0][v], acc[1][v]),
-                _mm512_add_ps(acc[2][v], acc[3][v]),
-            );
-            // SAFETY: `out` holds `16·V` floats.
-            unsafe { _mm512_storeu_ps(out.add(16 * v), s) };
-        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        // SAFETY: `out` holds 16 floats.
+        unsafe { _mm512_storeu_ps(out, s) };
     }
 }
