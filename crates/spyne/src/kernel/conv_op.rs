@@ -7,9 +7,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Backend, Flex, Shape};
+use burn::backend::{backend_extension, Backend, DType, Flex, Shape};
 
-use super::conv::{self, ConvSpec};
+use super::conv::{self, ConvInput, ConvSpec, InputBits};
 use super::op::{tensor, values};
 
 /// Backends that run a 2-D convolution through spyne's kernel.
@@ -25,15 +25,15 @@ pub trait ConvBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// The forward pass, with the pooling's arg-max positions (empty without a pool) and
-/// whether the input took the spike-driven pass.
+/// The forward pass, with the pooling's arg-max positions (empty without a pool) and the
+/// input as bits where it took the spike-driven pass.
 fn forward(
-    x: FlexTensor,
+    x: &FlexTensor,
     weight: FlexTensor,
     bias: FlexTensor,
     spec: &ConvSpec,
-) -> (FlexTensor, Vec<u32>, bool) {
-    let (x, dtype) = values(x);
+) -> (FlexTensor, Vec<u32>, Option<InputBits>) {
+    let (x, dtype) = values(x.clone());
     let (weight, _) = values(weight);
     let (bias, _) = values(bias);
     let out = conv::forward(
@@ -45,50 +45,56 @@ fn forward(
     (
         tensor(out.y, Shape::from(spec.output_shape().to_vec()), dtype),
         out.arg,
-        out.spiking,
+        out.spikes,
     )
 }
 
 impl ConvBackend for Flex {
     fn conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, spec: ConvSpec) -> FlexTensor {
-        forward(x, weight, bias, &spec).0
+        forward(&x, weight, bias, &spec).0
     }
+}
+
+/// What the backward pass keeps of the input.
+#[derive(Debug, Clone)]
+enum Kept {
+    /// The values.
+    Values(FlexTensor),
+    /// The forward pass's bits of binary spikes (1/32 of the values' bytes), where the
+    /// backward pass takes the same path.
+    Spikes(InputBits),
 }
 
 #[derive(Debug)]
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    /// The input, the weights, the bias's shape, the call, the pool's winners, and whether
-    /// the forward pass took the input as sparse spikes.
-    type State = (FlexTensor, FlexTensor, Shape, ConvSpec, Vec<u32>, bool);
+    /// The input, its shape and float type, the weights, the bias's shape, the call and
+    /// the pool's winners.
+    type State = (Kept, (Shape, DType), FlexTensor, Shape, ConvSpec, Vec<u32>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, bias_shape, spec, arg, forward_spiking) = ops.state;
-        let shapes = [
-            x.layout().shape().clone(),
-            weight.layout().shape().clone(),
-            bias_shape,
-        ];
-        let (x, dtype) = values(x);
+        let (kept, (x_shape, dtype), weight, bias_shape, spec, arg) = ops.state;
+        let shapes = [x_shape, weight.layout().shape().clone(), bias_shape];
         let (weight, _) = values(weight);
         let (grad, _) = values(grad);
         let [node_x, node_w, node_b] = ops.parents;
-        // The same input and the same rule: no second pass over the input to measure it.
-        let spiking = if spec.backward == spec.forward {
-            forward_spiking
-        } else {
-            conv::spiking_input(x.storage::<f32>(), spec.backward)
+        let x;
+        let input = match &kept {
+            Kept::Spikes(bits) => ConvInput::Spikes(bits),
+            Kept::Values(kept_x) => {
+                x = values(kept_x.clone()).0;
+                ConvInput::Values(x.storage::<f32>())
+            }
         };
         let g = conv::backward(
             &spec,
             &arg,
-            x.storage::<f32>(),
+            input,
             weight.storage::<f32>(),
             grad.storage::<f32>(),
             node_x.is_some(),
-            spiking,
         );
         let [sx, sw, sb] = shapes;
         for (node, (values, shape)) in
@@ -119,10 +125,16 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (y, arg, spiking) = forward(x.clone(), weight.clone(), bias.clone(), &spec);
+                let (y, arg, spikes) = forward(&x, weight.clone(), bias.clone(), &spec);
+                let x_meta = (x.layout().shape().clone(), x.dtype());
                 let bias_shape = bias.layout().shape().clone();
-                // Nothing but the input and the pool's winners is kept for the backward pass.
-                prep.finish((x, weight, bias_shape, spec, arg, spiking), y)
+                // Nothing but the input (as bits where the backward pass takes it as the
+                // same spikes) and the pool's winners is kept for the backward pass.
+                let kept = match spikes {
+                    Some(bits) if spec.backward == spec.forward => Kept::Spikes(bits),
+                    _ => Kept::Values(x),
+                };
+                prep.finish((kept, x_meta, weight, bias_shape, spec, arg), y)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(<Flex as ConvBackend>::conv2d(x, weight, bias, spec))

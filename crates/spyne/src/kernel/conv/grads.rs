@@ -4,8 +4,9 @@
 
 use rayon::prelude::*;
 
-use super::input_grad::{channel_last_filters, has_fma, winner_input_grad, WinnerScratch};
-use super::parts::{col2im, gemm, im2col, spike_weight_grad, spikes, transpose};
+use super::input_bits::{spikes, InputBits};
+use super::input_grad::{channel_last_filters, has_avx512, winner_input_grad, WinnerScratch};
+use super::parts::{col2im, gemm, im2col, spike_weight_grad, spiking_input, transpose};
 use super::spike_bits::{self, weight_grad_bits};
 use super::{grown, tasks, ConvSpec, Scratch, BACKWARD_IMAGES_PER_TASK};
 use crate::kernel::buffer::{Aligned, Shared, Unfilled};
@@ -44,6 +45,17 @@ impl GradImage<'_> {
     }
 }
 
+/// What the backward pass knows of a convolution's input.
+#[derive(Clone, Copy)]
+pub enum ConvInput<'a> {
+    /// The values, `[N, C, H, W]`: the backward pass takes them as spikes where
+    /// `ConvSpec::backward` says so.
+    Values(&'a [f32]),
+    /// Binary spikes, as the forward pass's bits ([`super::ConvOut::spikes`]): the backward
+    /// pass is spike-driven.
+    Spikes(&'a InputBits),
+}
+
 /// Gradients of one convolution call.
 pub struct ConvGrads {
     /// `∂L/∂x`, `[N, C, H, W]`.
@@ -56,9 +68,7 @@ pub struct ConvGrads {
 
 /// Backward from `g` = `∂L/∂y` (`[N, O, OH, OW]`, or the pooled `[N, O, PH, PW]` with the
 /// arg-max positions `arg` the forward pass returned); `want_input` skips the input gradient
-/// when no one needs it. `spiking`: whether `x` is binary and sparse for `s.backward`, as
-/// [`super::spiking_input`] tells (the forward pass's [`super::ConvOut::spiking`] where both
-/// paths are the same).
+/// when no one needs it.
 ///
 /// Per task of images: the weight gradient spike-driven on binary input (else a GEMM with
 /// the patches per image). The input gradient of a pooled call is driven by the pool's
@@ -67,16 +77,24 @@ pub struct ConvGrads {
 pub fn backward(
     s: &ConvSpec,
     arg: &[u32],
-    x: &[f32],
+    input: ConvInput,
     w: &[f32],
     g: &[f32],
     want_input: bool,
-    spiking: bool,
 ) -> ConvGrads {
+    let measured;
+    let (x, bits) = match input {
+        ConvInput::Spikes(bits) => (&[][..], Some(bits)),
+        ConvInput::Values(x) => {
+            measured = spiking_input(x, s.image(), s.backward);
+            (x, measured.as_ref())
+        }
+    };
+    let spiking = bits.is_some();
     let k = s.k();
     let [_, o, ph, pw] = s.output_shape();
     let g_image = o * ph * pw;
-    let mut dx = Unfilled::new(if want_input { x.len() } else { 0 });
+    let mut dx = Unfilled::new(if want_input { s.n * s.image() } else { 0 });
     let dxp = Shared(dx.as_mut_ptr());
     // (On cache lines: the winners' pass reads its rows as vectors.)
     let wcl = Aligned::from(&*if want_input && s.pool.is_some() {
@@ -98,7 +116,7 @@ pub fn backward(
                 }
             };
             let dx = want_input.then_some(dxp);
-            backward_task(s, spiking, images, x, w, &wcl, grad, dx)
+            backward_task(s, bits, images, x, w, &wcl, grad, dx)
         })
         .collect();
     let (dws, dbs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
@@ -112,13 +130,13 @@ pub fn backward(
     }
 }
 
-/// The gradients of one task's images: returns its weight (`[K, O]` when `spiking`, else
-/// `[O, K]`) and bias gradients, and writes their input gradients into `dx` (`wcl`: the
-/// filters channel-last, for a pooled call).
+/// The gradients of one task's images: returns its weight (`[K, O]` when spike-driven, on
+/// `bits`; else `[O, K]`, from the values `x`) and bias gradients, and writes their input
+/// gradients into `dx` (`wcl`: the filters channel-last, for a pooled call).
 #[allow(clippy::too_many_arguments)]
 fn backward_task<'a>(
     s: &ConvSpec,
-    spiking: bool,
+    bits: Option<&InputBits>,
     images: std::ops::Range<usize>,
     x: &[f32],
     w: &[f32],
@@ -128,6 +146,7 @@ fn backward_task<'a>(
 ) -> (Vec<f32>, Vec<f32>) {
     let (oh, ow) = s.out_hw();
     let (k, ohw, o_n, nb) = (s.k(), oh * ow, s.o, images.len());
+    let spiking = bits.is_some();
     let cols = nb * ohw;
     let (mut dw, mut db) = (vec![0.0f32; o_n * k], vec![0.0f32; o_n]);
     let pooled_dx = dx.is_some() && s.pool.is_some();
@@ -138,9 +157,9 @@ fn backward_task<'a>(
     let mut g_block = vec![0.0f32; if side_by_side { o_n * cols } else { 0 }];
     let mut gt = vec![0.0f32; if spiking { ohw * o_n } else { 0 }];
     let mut winners = WinnerScratch::default();
+    let avx512 = has_avx512();
     let mut sc = Scratch::default();
     for (li, i) in images.clone().enumerate() {
-        let xi = &x[i * s.image()..][..s.image()];
         gt.fill(0.0);
         let gi = grad(i);
         gi.each(o_n, ohw, |o, pos, v| {
@@ -155,20 +174,22 @@ fn backward_task<'a>(
         if let (Some(dx), GradImage::Pooled { g, arg }) = (dx.filter(|_| pooled_dx), gi) {
             // SAFETY: image i of the input gradient belongs to this task alone.
             let dxi = unsafe { dx.row(i, s.image()) };
-            if has_fma() {
-                winner_input_grad::<true>(s, g, arg, wcl, &mut winners, dxi);
-            } else {
-                winner_input_grad::<false>(s, g, arg, wcl, &mut winners, dxi);
-            }
+            winner_input_grad(s, g, arg, wcl, &mut winners, dxi, avx512);
         }
-        if spiking && spike_bits::applies(s) {
-            sc.bits.read_rows(s, xi);
-            weight_grad_bits(s, &sc.bits, &gt, &mut dw);
-        } else if spiking {
-            spikes(s, xi, &mut sc.list);
-            spike_weight_grad(s, &sc.list, &gt, &mut dw);
+        if let Some(bits) = bits {
+            if spike_bits::applies(s) {
+                sc.bits.read_rows(s, bits.image(i));
+                weight_grad_bits(s, &sc.bits, &gt, &mut dw);
+            } else {
+                spikes(s, bits.image(i), &mut sc.list);
+                spike_weight_grad(s, &sc.list, &gt, &mut dw);
+            }
         } else {
-            im2col(s, xi, grown(&mut sc.p, ohw * k));
+            im2col(
+                s,
+                &x[i * s.image()..][..s.image()],
+                grown(&mut sc.p, ohw * k),
+            );
             // dW [O, K] += G_i [O, OHW] · P [OHW, K].
             let gi = &g_block[li * ohw..];
             gemm(

@@ -68,12 +68,14 @@ multiversion! {
     /// are summed in registers and added straight onto the image rows the block covers: a
     /// field row is one contiguous run of `KW·C` values in the channel-last image. Each sum
     /// runs over the winners in a fixed order, so nothing depends on the threads.
-    /// `FMA`: multiply-adds fused (where the CPU has them: see [`has_fma`]).
-    pub(super) fn winner_input_grad<FMA: bool>(s: &ConvSpec, g: &[f32], arg: &[u32], wcl: &[f32], sc: &mut WinnerScratch, dxi: &mut [f32]) {
+    /// `avx512f`: the CPU has AVX-512F (see [`has_avx512`]); the blocks then run as
+    /// [`x86::add_block`], with fused multiply-adds and masked adds onto the rows.
+    pub(super) fn winner_input_grad<>(s: &ConvSpec, g: &[f32], arg: &[u32], wcl: &[f32], sc: &mut WinnerScratch, dxi: &mut [f32], avx512f: bool) {
         let (oh, ow) = s.out_hw();
         let [py, px] = s.padding;
         let (c_n, wp, rp) = (s.c, s.w + 2 * px, padded_row(s));
         let per_channel = g.len() / s.o;
+        assert_eq!(g.len(), s.o * per_channel, "a pooled gradient per channel");
         // Counting sort of the non-zero winners by position.
         let start = grown(&mut sc.start, oh * ow + 1);
         start.fill(0);
@@ -102,17 +104,24 @@ multiversion! {
         // while the positions go by.
         let fp = s.kh * rp;
         for b0 in (0..fp).step_by(BLOCK) {
+            #[cfg(target_arch = "x86_64")]
+            if avx512f {
+                // SAFETY: the CPU has AVX-512F (the caller's word).
+                unsafe { x86::add_block(&fields, b0, BLOCK.min(fp - b0), buf) };
+                continue;
+            }
+            let _ = avx512f;
             match fp - b0 {
-                16 => fields.add::<16, FMA>(b0, buf),
-                32 => fields.add::<32, FMA>(b0, buf),
-                48 => fields.add::<48, FMA>(b0, buf),
-                64 => fields.add::<64, FMA>(b0, buf),
-                80 => fields.add::<80, FMA>(b0, buf),
-                96 => fields.add::<96, FMA>(b0, buf),
-                112 => fields.add::<112, FMA>(b0, buf),
-                128 => fields.add::<128, FMA>(b0, buf),
-                144 => fields.add::<144, FMA>(b0, buf),
-                _ => fields.add::<BLOCK, FMA>(b0, buf),
+                16 => fields.add::<16>(b0, buf),
+                32 => fields.add::<32>(b0, buf),
+                48 => fields.add::<48>(b0, buf),
+                64 => fields.add::<64>(b0, buf),
+                80 => fields.add::<80>(b0, buf),
+                96 => fields.add::<96>(b0, buf),
+                112 => fields.add::<112>(b0, buf),
+                128 => fields.add::<128>(b0, buf),
+                144 => fields.add::<144>(b0, buf),
+                _ => fields.add::<BLOCK>(b0, buf),
             }
         }
         // The interior of the padded channel-last buffer, back to [C, H, W], written in
@@ -145,13 +154,13 @@ impl Fields<'_> {
     /// Adds lanes `b0..b0 + L` of every position's field gradient (`[KH, rp]`, flat) onto
     /// `buf`, row by row.
     #[inline(always)]
-    fn add<const L: usize, const FMA: bool>(&self, b0: usize, buf: &mut [f32]) {
+    fn add<const L: usize>(&self, b0: usize, buf: &mut [f32]) {
         let s = self.s;
         let (_, ow) = s.out_hw();
         let [sy, sx] = s.stride;
         let (c_n, wp, rp) = (s.c, s.w + 2 * s.padding[1], self.rp);
         let (row, fp) = (s.kw * c_n, s.kh * rp);
-        let madd = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
+        let madd = |a: f32, b: f32, c: f32| a * b + c;
         let w = |o: u32| -> &[f32; L] {
             (&self.wcl[o as usize * fp + b0..][..L])
                 .try_into()
@@ -198,9 +207,8 @@ impl Fields<'_> {
     }
 }
 
-/// Whether the CPU fuses multiply-adds in the kernel clone that [`winner_input_grad`] runs
-/// (the AVX-512 one; the others would call a slow software `fma`).
-pub(super) fn has_fma() -> bool {
+/// Whether the CPU has AVX-512F, for [`winner_input_grad`].
+pub(super) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -208,5 +216,163 @@ pub(super) fn has_fma() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Fields, LANES};
+
+    /// [`super::Fields::add`] on AVX-512 for the block of lanes `b0..` (at most
+    /// [`super::BLOCK`]): one chain of sums, a register per vector of the block, over a
+    /// position's winners in order; then each vector is added onto its image row under the
+    /// mask of its real lanes (a field row's padding lanes hold zeros, but a non-finite
+    /// gradient times zero is not zero). Positions without winners are skipped.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_block(f: &Fields, b0: usize, len: usize, buf: &mut [f32]) {
+        match len / LANES {
+            1 => add::<1>(f, b0, buf),
+            2 => add::<2>(f, b0, buf),
+            3 => add::<3>(f, b0, buf),
+            4 => add::<4>(f, b0, buf),
+            5 => add::<5>(f, b0, buf),
+            6 => add::<6>(f, b0, buf),
+            7 => add::<7>(f, b0, buf),
+            8 => add::<8>(f, b0, buf),
+            9 => add::<9>(f, b0, buf),
+            _ => add::<10>(f, b0, buf),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add<const V: usize>(f: &Fields, b0: usize, buf: &mut [f32]) {
+        let s = f.s;
+        let (_, ow) = s.out_hw();
+        let [sy, sx] = s.stride;
+        let (c_n, wp, rp) = (s.c, s.w + 2 * s.padding[1], f.rp);
+        let (row, fp) = (s.kw * c_n, s.kh * rp);
+        // Each vector lies inside one padded field row (rows are whole vectors): its
+        // offset from the position's corner in the image, and its real lanes.
+        let (mut off, mut mask) = ([0usize; V], [0u16; V]);
+        for j in 0..V {
+            let (ky, kx) = ((b0 + j * LANES) / rp, (b0 + j * LANES) % rp);
+            off[j] = ky * wp * c_n + kx;
+            mask[j] = ((1u32 << row.saturating_sub(kx).min(LANES)) - 1) as u16;
+        }
+        let last = |pos: usize| ((pos / ow * sy + s.kh - 1) * wp + pos % ow * sx) * c_n + row;
+        assert!(f.start.len() < 2 || last(f.start.len() - 2) <= buf.len());
+        assert!(s.o * fp <= f.wcl.len());
+        assert!(b0 + V * LANES <= fp);
+        for (pos, bounds) in f.start.windows(2).enumerate() {
+            let winners = &f.order[bounds[0] as usize..bounds[1] as usize];
+            if winners.is_empty() {
+                continue;
+            }
+            let mut acc = [_mm512_setzero_ps(); V];
+            for &(o, v) in winners {
+                let v = _mm512_set1_ps(v);
+                // SAFETY: filter o's lanes b0..b0 + 16·V lie in `wcl` (asserted above).
+                let w = unsafe { f.wcl.as_ptr().add(o as usize * fp + b0) };
+                for (j, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    *a = _mm512_fmadd_ps(v, unsafe { _mm512_loadu_ps(w.add(j * LANES)) }, *a);
+                }
+            }
+            let corner = ((pos / ow * sy) * wp + pos % ow * sx) * c_n;
+            for j in 0..V {
+                // SAFETY: the real lanes of the position's field lie in `buf` (asserted
+                // above for the last position, whose field ends furthest); the masked-off
+                // lanes are neither read nor written.
+                unsafe {
+                    let p = buf.as_mut_ptr().add(corner + off[j]);
+                    let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], p), acc[j]);
+                    _mm512_mask_storeu_ps(p, mask[j], sum);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::conv::ConvPath;
+
+    /// Both block passes (the portable one, and AVX-512 where the CPU has it) against the
+    /// input gradient summed winner by winner: padding, a field row of 3·5 = 15 lanes (one
+    /// padded vector), stride 1 and 2.
+    #[test]
+    fn winner_input_grad_equals_the_sum_over_winners() {
+        for stride in [1, 2] {
+            let s = ConvSpec {
+                n: 1,
+                c: 5,
+                h: 9,
+                w: 9,
+                o: 7,
+                kh: 3,
+                kw: 3,
+                stride: [stride, stride],
+                padding: [1, 1],
+                bias: false,
+                forward: ConvPath::Auto,
+                backward: ConvPath::Auto,
+                pool: Some([2, 2]),
+            };
+            let (oh, ow) = s.out_hw();
+            let (ph, pw) = (oh / 2, ow / 2);
+            let mut seed = 7u32;
+            let mut next = || {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 8) as f32 / (1u32 << 24) as f32
+            };
+            let w: Vec<f32> = (0..s.o * s.c * 9).map(|_| next() - 0.5).collect();
+            let (mut g, mut arg) = (Vec::new(), Vec::new());
+            for _ in 0..s.o {
+                for py in 0..ph {
+                    for px in 0..pw {
+                        // Every fifth gradient zero: skipped, as a winner with nothing to add.
+                        let v = if next() < 0.2 { 0.0 } else { next() - 0.5 };
+                        let (dy, dx) = ((next() * 2.0) as usize, (next() * 2.0) as usize);
+                        g.push(v);
+                        arg.push(((2 * py + dy) * ow + 2 * px + dx) as u32);
+                    }
+                }
+            }
+            let mut want = vec![0.0f32; s.c * s.h * s.w];
+            for (j, (&v, &pos)) in g.iter().zip(&arg).enumerate() {
+                let (o, pos) = (j / (ph * pw), pos as usize);
+                let (oy, ox) = (pos / ow, pos % ow);
+                for c in 0..s.c {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (y, x) = (oy * stride + ky, ox * stride + kx);
+                            if (1..=s.h).contains(&y) && (1..=s.w).contains(&x) {
+                                want[(c * s.h + y - 1) * s.w + x - 1] +=
+                                    v * w[((o * s.c + c) * 3 + ky) * 3 + kx];
+                            }
+                        }
+                    }
+                }
+            }
+            let wcl = channel_last_filters(&s, &w);
+            for avx512f in [false, has_avx512()] {
+                let mut got = vec![f32::NAN; want.len()];
+                let mut sc = WinnerScratch::default();
+                winner_input_grad(&s, &g, &arg, &wcl, &mut sc, &mut got, avx512f);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "stride {stride} avx512 {avx512f} [{i}]: {a} vs {b}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -19,13 +19,14 @@
 use rayon::prelude::*;
 
 mod grads;
+mod input_bits;
 mod input_grad;
 mod parts;
 mod spike_bits;
 
-pub use grads::backward;
-pub use parts::spiking_input;
-use parts::{gemm, im2col, spike_forward_image, transpose, write_out};
+pub use grads::{backward, ConvInput};
+pub use input_bits::InputBits;
+use parts::{gemm, im2col, spike_forward_image, spiking_input, transpose, write_out};
 use spike_bits::{column_filters, forward_bits, RowBits};
 
 use super::buffer::{Aligned, Shared, Unfilled};
@@ -140,12 +141,12 @@ fn grown<T: Clone + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
 }
 
 /// One image's output `yi` (and pooling winners `arg`): the convolution spike-driven on
-/// binary input (`wt`: the bit-mask pass's `column_filters` where it applies, else `Wᵀ`),
-/// else im2col and a GEMM; then bias and pooling.
+/// binary input (`bits`: the image's bitset; `wt`: the bit-mask pass's `column_filters`
+/// where it applies, else `Wᵀ`), else im2col and a GEMM; then bias and pooling.
 #[allow(clippy::too_many_arguments)]
 fn forward_image(
     s: &ConvSpec,
-    sparse: bool,
+    bits: Option<&[u64]>,
     xi: &[f32],
     w: &[f32],
     wt: &[f32],
@@ -156,13 +157,12 @@ fn forward_image(
 ) {
     let (oh, ow) = s.out_hw();
     let (k, ohw) = (s.k(), oh * ow);
-    if sparse {
+    if let Some(bits) = bits {
         let acc = grown(&mut sc.acc, ohw * s.o);
         if spike_bits::applies(s) {
-            sc.bits.read(s, xi);
-            forward_bits(s, &mut sc.bits, wt, acc);
+            forward_bits(s, &mut sc.bits, bits, wt, acc);
         } else {
-            spike_forward_image(s, xi, wt, acc, &mut sc.list);
+            spike_forward_image(s, bits, wt, acc, &mut sc.list);
         }
         write_out(s, acc, (1, s.o), b, yi, arg);
         return;
@@ -189,8 +189,9 @@ pub struct ConvOut {
     pub y: Vec<f32>,
     /// Each pooled value's position in its conv plane (empty without a pool).
     pub arg: Vec<u32>,
-    /// Whether the input took the spike-driven pass: binary and sparse enough.
-    pub spiking: bool,
+    /// The input as bits, where it took the spike-driven pass (binary and sparse enough):
+    /// all that the backward pass needs of it.
+    pub spikes: Option<InputBits>,
 }
 
 /// Forward: `y` `[N, O, OH, OW]` from `x` `[N, C, H, W]`, `w` `[O, C, KH, KW]`, `b` `[O]`
@@ -198,7 +199,8 @@ pub struct ConvOut {
 /// each pooled value's position in its conv plane; the full conv output never exists.
 pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> ConvOut {
     let pool = s.pool;
-    let sparse = spiking_input(x, s.forward);
+    let spikes = spiking_input(x, s.image(), s.forward);
+    let sparse = spikes.is_some();
     // (On cache lines: the passes read its rows of 64 floats as vectors.)
     let wt = Aligned::from(&*if sparse && spike_bits::applies(s) {
         column_filters(s, w)
@@ -226,17 +228,14 @@ pub fn forward(s: &ConvSpec, x: &[f32], w: &[f32], b: &[f32]) -> ConvOut {
                 } else {
                     &mut [][..]
                 };
-                forward_image(s, sparse, xi, w, &wt, b, &mut sc, yi, ai);
+                let bits = spikes.as_ref().map(|b| b.image(i));
+                forward_image(s, bits, xi, w, &wt, b, &mut sc, yi, ai);
             }
         });
     // SAFETY: the tasks cover every image, and `write_out` writes each image's every output
     // (and pooling winner).
     let (y, arg) = unsafe { (y.assume_filled(), arg.assume_filled()) };
-    ConvOut {
-        y,
-        arg,
-        spiking: sparse,
-    }
+    ConvOut { y, arg, spikes }
 }
 
 /// A raw `u32` pointer that may cross threads (each task writes its own rows).

@@ -1,8 +1,7 @@
 //! The pieces of the convolution kernel: im2col and col2im, the GEMM call, the spike-driven
 //! passes and the output write (with the fused max pool).
 
-use rayon::prelude::*;
-
+use super::input_bits::{spikes, InputBits};
 use super::{ConvPath, ConvSpec, SPARSE_FORWARD_DENSITY};
 use crate::kernel::lif::multiversion;
 
@@ -133,30 +132,15 @@ pub(super) fn gemm(
     }
 }
 
-/// The fraction of non-zero values, and whether every value is 0 or 1 (one pass).
-pub(super) fn density(v: &[f32]) -> (f32, bool) {
-    let (nonzero, binary) = v
-        .par_chunks(1 << 16)
-        .map(|c| {
-            // Integer lanes, so that the loop vectorises.
-            let (mut nz, mut other) = (0u32, 0u32);
-            for &x in c {
-                nz += (x != 0.0) as u32;
-                other |= (x != 0.0 && x != 1.0) as u32;
-            }
-            (nz as usize, other == 0)
-        })
-        .reduce(|| (0, true), |a, b| (a.0 + b.0, a.1 && b.1));
-    (nonzero as f32 / v.len().max(1) as f32, binary)
-}
-
-/// Whether `x` is binary spikes sparse enough for the spike-driven passes.
-pub fn spiking_input(x: &[f32], path: ConvPath) -> bool {
+/// The input as bits when it is binary spikes sparse enough for the spike-driven passes
+/// under `path` (one pass over the values; `None` at once for [`ConvPath::Dense`]).
+pub(super) fn spiking_input(x: &[f32], image: usize, path: ConvPath) -> Option<InputBits> {
     if path == ConvPath::Dense {
-        return false;
+        return None;
     }
-    let (d, binary) = density(x);
-    binary && (path == ConvPath::Sparse || d <= SPARSE_FORWARD_DENSITY)
+    let bits = InputBits::of(x, image);
+    (bits.binary() && (path == ConvPath::Sparse || bits.density() <= SPARSE_FORWARD_DENSITY))
+        .then_some(bits)
 }
 
 /// Calls `f(k, pos)` for every (patch element `k`, output position `pos`) pair that input
@@ -185,31 +169,14 @@ pub(super) fn spike_targets(
     }
 }
 
-/// The spikes of image `x` (`[C, H, W]`) as `(c, y, x)`.
-pub(super) fn spikes(s: &ConvSpec, x: &[f32], out: &mut Vec<(usize, usize, usize)>) {
-    out.clear();
-    for (r, row) in x.chunks_exact(s.w).enumerate() {
-        // Most rows of sparse spikes are empty or nearly: test a whole row first (an OR of
-        // the bits vectorises; a -0.0 only sends the row to the exact test below).
-        if row.iter().fold(0u32, |a, &v| a | v.to_bits()) == 0 {
-            continue;
-        }
-        let (c, y) = (r / s.h, r % s.h);
-        for (xx, &v) in row.iter().enumerate() {
-            if v != 0.0 {
-                out.push((c, y, xx));
-            }
-        }
-    }
-}
-
 multiversion! {
-    /// One image of binary input: each spike adds its weight rows (of `wt`, `[K, O]`) to the
-    /// outputs it reaches, in a position-major `[OH·OW, O]` buffer `acc` (without the bias).
-    pub(super) fn spike_forward_image<>(s: &ConvSpec, x: &[f32], wt: &[f32], acc: &mut [f32], list: &mut Vec<(usize, usize, usize)>) {
+    /// One image of binary input (its bitset, [`InputBits::image`]): each spike adds its
+    /// weight rows (of `wt`, `[K, O]`) to the outputs it reaches, in a position-major
+    /// `[OH·OW, O]` buffer `acc` (without the bias).
+    pub(super) fn spike_forward_image<>(s: &ConvSpec, bits: &[u64], wt: &[f32], acc: &mut [f32], list: &mut Vec<(usize, usize, usize)>) {
         let o_n = s.o;
         acc.fill(0.0);
-        spikes(s, x, list);
+        spikes(s, bits, list);
         for &spike in list.iter() {
             spike_targets(s, spike, |k, pos| {
                 let (dst, row) = (&mut acc[pos * o_n..][..o_n], &wt[k * o_n..][..o_n]);
@@ -241,44 +208,54 @@ multiversion! {
             return;
         };
         let (ph, pw) = (oh / kh, ow / kw);
-        let mut best = vec![0.0f32; o_n];
-        let mut at = vec![0u32; o_n];
-        let mut vals = vec![0.0f32; o_n];
-        let bias: Vec<f32> = (0..o_n).map(bias).collect();
-        for py in 0..ph {
-            for px in 0..pw {
-                for dy in 0..kh {
-                    for dx in 0..kw {
-                        let pos = (py * kh + dy) * ow + px * kw + dx;
-                        // Position-major input (the spike path) is read as one slice.
-                        if so == 1 {
-                            vals.copy_from_slice(&buf[pos * sp..][..o_n]);
-                        } else {
-                            for (o, v) in vals.iter_mut().enumerate() {
-                                *v = buf[o * so + pos * sp];
+        // Sixteen channels at a time, so that the running maxima and their positions stay
+        // in registers while a window's positions go by.
+        const L: usize = 16;
+        for o0 in (0..o_n).step_by(L) {
+            let n = L.min(o_n - o0);
+            let mut bias = [0.0f32; L];
+            for (i, bo) in bias[..n].iter_mut().enumerate() {
+                *bo = if s.bias { b[o0 + i] } else { 0.0 };
+            }
+            // The value of channel o0 + i at position `pos` (lanes past `n` read channel
+            // o0 again: they are never written out).
+            let at_pos = |pos: usize, i: usize| buf[(o0 + if i < n { i } else { 0 }) * so + pos * sp];
+            for py in 0..ph {
+                for px in 0..pw {
+                    let (mut best, mut at) = ([0.0f32; L], [0u32; L]);
+                    for dy in 0..kh {
+                        for dx in 0..kw {
+                            let pos = (py * kh + dy) * ow + px * kw + dx;
+                            let mut vals = [0.0f32; L];
+                            // Position-major input (the spike path) is read as one slice.
+                            if so == 1 && n == L {
+                                vals.copy_from_slice(&buf[pos * sp + o0..][..L]);
+                            } else {
+                                for (i, v) in vals.iter_mut().enumerate() {
+                                    *v = at_pos(pos, i);
+                                }
                             }
-                        }
-                        let p = pos as u32;
-                        let lanes = best.iter_mut().zip(at.iter_mut()).zip(&vals).zip(&bias);
-                        if dy == 0 && dx == 0 {
-                            for (((m, a), &v), &bo) in lanes {
-                                (*m, *a) = (v + bo, p);
-                            }
-                        } else {
-                            // Branch-free selects, so that the loop runs across lanes.
-                            for (((m, a), &v), &bo) in lanes {
-                                let v = v + bo;
-                                let take = v > *m || v.is_nan();
-                                *m = if take { v } else { *m };
-                                *a = if take { p } else { *a };
+                            let p = pos as u32;
+                            if dy == 0 && dx == 0 {
+                                for i in 0..L {
+                                    (best[i], at[i]) = (vals[i] + bias[i], p);
+                                }
+                            } else {
+                                // Branch-free selects, so that the loop runs across lanes.
+                                for i in 0..L {
+                                    let v = vals[i] + bias[i];
+                                    let take = v > best[i] || v.is_nan();
+                                    best[i] = if take { v } else { best[i] };
+                                    at[i] = if take { p } else { at[i] };
+                                }
                             }
                         }
                     }
-                }
-                for o in 0..o_n {
-                    let j = (o * ph + py) * pw + px;
-                    y[j] = best[o];
-                    arg[j] = at[o];
+                    let j = (o0 * ph + py) * pw + px;
+                    for i in 0..n {
+                        y[j + i * ph * pw] = best[i];
+                        arg[j + i * ph * pw] = at[i];
+                    }
                 }
             }
         }

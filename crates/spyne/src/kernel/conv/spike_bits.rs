@@ -1,8 +1,8 @@
 //! The spike-driven forward and weight gradient of a stride-1 convolution, over bit masks
 //! of the input rows.
 //!
-//! An input row of binary spikes is one `u64` (its padding included), built 16 values to a
-//! compare. Then:
+//! An input row of binary spikes is one `u64` (its padding included), cut from the image's
+//! bitset (`input_bits.rs`). Then:
 //! - weight gradient: the output positions that patch element `k = (c, ky, kx)` reaches
 //!   with a spike are bits of the rows `c, oy + ky` shifted by `kx` (one word per 64
 //!   positions, walked with `trailing_zeros`); per patch element, the gradients of those
@@ -27,15 +27,14 @@ pub(super) fn applies(s: &ConvSpec) -> bool {
     s.stride == [1, 1] && s.w + 2 * s.padding[1] <= 64 && s.o.is_multiple_of(16)
 }
 
-/// One image's binary input as bit masks: its rows (padding included: bit `x + px` of
+/// One image's binary input as bit masks, cut from its bitset
+/// ([`super::input_bits::InputBits::image`]): its rows (padding included: bit `x + px` of
 /// `rows[c·(H + 2·py) + y + py]` is set where input `(c, y, x)` is non-zero) and its window
 /// columns.
 #[derive(Default)]
 pub(super) struct RowBits {
     /// The padded rows, `[C, H + 2·py]` (filled by [`RowBits::read_rows`] only).
     rows: Vec<u64>,
-    /// The image's values as one bitset, 64 to a word (and a spare zero word).
-    flat: Vec<u64>,
     /// Per output row `oy` and padded input column `xp`, the spikes of that window column:
     /// bit `q % 64` of word `q / 64` of `cols[(oy·(W + 2·px) + xp)·G ..][..G]` is set where
     /// input `(c, oy + ky − py, xp − px)` spikes, `q = c·KH + ky` (see [`groups`]).
@@ -68,19 +67,10 @@ pub(super) fn column_filters(s: &ConvSpec, w: &[f32]) -> Vec<f32> {
 }
 
 impl RowBits {
-    /// Reads image `x` (`[C, H, W]`) as one bitset (16 values to a compare on AVX-512):
-    /// what [`forward_bits`] needs.
-    pub(super) fn read(&mut self, s: &ConvSpec, x: &[f32]) {
-        debug_assert_eq!(x.len(), s.c * s.h * s.w);
-        self.flat.clear();
-        self.flat.resize(x.len().div_ceil(64) + 1, 0);
-        nonzero_bits(x, &mut self.flat);
-    }
-
-    /// Reads image `x` and cuts its padded rows out of the bitset: what
-    /// [`weight_grad_bits`] needs.
-    pub(super) fn read_rows(&mut self, s: &ConvSpec, x: &[f32]) {
-        self.read(s, x);
+    /// Cuts the image's padded rows out of its bitset `flat` (the image's words and a
+    /// spare zero word): what [`weight_grad_bits`] needs.
+    pub(super) fn read_rows(&mut self, s: &ConvSpec, flat: &[u64]) {
+        debug_assert!(flat.len() > (s.c * s.h * s.w).div_ceil(64));
         let [py, px] = s.padding;
         let hp = s.h + 2 * py;
         self.rows.clear();
@@ -89,25 +79,20 @@ impl RowBits {
         for r in 0..s.c * s.h {
             let (c, y, at) = (r / s.h, r % s.h, r * s.w);
             let (i, sh) = (at / 64, at % 64);
-            let spill = if sh == 0 {
-                0
-            } else {
-                self.flat[i + 1] << (64 - sh)
-            };
-            self.rows[c * hp + y + py] = (((self.flat[i] >> sh) | spill) & cols) << px;
+            let spill = if sh == 0 { 0 } else { flat[i + 1] << (64 - sh) };
+            self.rows[c * hp + y + py] = (((flat[i] >> sh) | spill) & cols) << px;
         }
     }
 
-    /// Fills the window columns from the bitset that [`RowBits::read`] made (the rows are
-    /// not needed).
-    fn columns(&mut self, s: &ConvSpec) {
+    /// Fills the window columns from the image's bitset `flat` (the rows are not needed).
+    fn columns(&mut self, s: &ConvSpec, flat: &[u64]) {
         let (oh, _) = s.out_hw();
         let ([py, px], g_n) = (s.padding, groups(s));
         let wp = s.w + 2 * px;
         self.cols.clear();
         self.cols.resize(oh * wp * g_n, 0);
         let (plane, image) = (s.h * s.w, s.c * s.h * s.w);
-        for (j, &word) in self.flat.iter().enumerate() {
+        for (j, &word) in flat.iter().enumerate() {
             let mut m = word;
             while m != 0 {
                 let i = j * 64 + m.trailing_zeros() as usize;
@@ -176,38 +161,6 @@ impl Words<'_> {
     }
 }
 
-/// Sets bit `i % 64` of `out[i / 64]` where `x[i]` is non-zero (`out` starts zeroed).
-fn nonzero_bits(x: &[f32], out: &mut [u64]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        unsafe { nonzero_bits_avx512(x, out) };
-        return;
-    }
-    for (i, &v) in x.iter().enumerate() {
-        out[i / 64] |= ((v != 0.0) as u64) << (i % 64);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn nonzero_bits_avx512(x: &[f32], out: &mut [u64]) {
-    use std::arch::x86_64::{_mm512_cmp_ps_mask, _mm512_loadu_ps, _mm512_setzero_ps, _CMP_NEQ_UQ};
-    let mut chunks = x.chunks_exact(16);
-    for (q, chunk) in (&mut chunks).enumerate() {
-        // SAFETY: the chunk holds 16 floats.
-        let v = unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
-        // Unordered not-equal: a NaN counts as non-zero, as `v != 0.0` has it.
-        let k = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
-        out[q / 4] |= (k as u64) << ((q % 4) * 16);
-    }
-    let done = x.len() - chunks.remainder().len();
-    for (j, &v) in chunks.remainder().iter().enumerate() {
-        let i = done + j;
-        out[i / 64] |= ((v != 0.0) as u64) << (i % 64);
-    }
-}
-
 /// The rows `base + i` for the set bits `i` of `m`.
 struct Rows {
     m: u64,
@@ -216,7 +169,8 @@ struct Rows {
 
 impl Rows {
     /// Adds lanes `o0..o0 + L` of the rows (of `values`, `stride` apart) onto `sum`. (Two
-    /// chains of sums, even and odd bits apart, measured slower on tutorial 6.)
+    /// chains of sums, even and odd bits apart, measured slower on tutorial 6, with and
+    /// without a row of zeros standing in for a missing odd one.)
     #[inline(always)]
     fn add<const L: usize>(&self, values: &[f32], stride: usize, o0: usize, sum: &mut [f32; L]) {
         let mut m = self.m;
@@ -235,11 +189,11 @@ impl Rows {
 
 multiversion! {
     /// One image's convolution without the bias, position-major `[OH·OW, O]` in `acc`,
-    /// from its bits (read by [`RowBits::read`]) and `wc` ([`column_filters`]): per output
-    /// position, the weight rows of the spikes in its window are summed in registers.
-    /// Requires [`applies`].
-    pub(super) fn forward_bits<>(s: &ConvSpec, bits: &mut RowBits, wc: &[f32], acc: &mut [f32]) {
-        bits.columns(s);
+    /// from its bitset `flat` (see [`RowBits::read_rows`]) and `wc` ([`column_filters`]):
+    /// per output position, the weight rows of the spikes in its window are summed in
+    /// registers. Requires [`applies`]. `bits`: scratch.
+    pub(super) fn forward_bits<>(s: &ConvSpec, bits: &mut RowBits, flat: &[u64], wc: &[f32], acc: &mut [f32]) {
+        bits.columns(s, flat);
         for o0 in (0..s.o).step_by(BLOCK) {
             match s.o - o0 {
                 16 => forward_block::<16>(s, bits, wc, acc, o0),
