@@ -21,6 +21,26 @@ enum GradImage<'a> {
 }
 
 impl GradImage<'_> {
+    /// Adds each channel's gradients onto `db[o]` (the bias gradient), summed in eight
+    /// lanes first: adding them onto `db[o]` one by one chained every add to the last
+    /// store.
+    fn add_channel_sums(&self, db: &mut [f32]) {
+        let g = match *self {
+            GradImage::Dense(g) | GradImage::Pooled { g, .. } => g,
+        };
+        let per = g.len() / db.len().max(1);
+        for (d, gs) in db.iter_mut().zip(g.chunks(per)) {
+            let mut lanes = [0.0f32; 8];
+            let mut chunks = gs.chunks_exact(8);
+            for c in &mut chunks {
+                for (a, &v) in lanes.iter_mut().zip(c) {
+                    *a += v;
+                }
+            }
+            *d += lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
+        }
+    }
+
     /// Calls `f(o, pos, g)` for every gradient (only the winners of a pooled one).
     #[inline(always)]
     fn each(&self, o_n: usize, ohw: usize, mut f: impl FnMut(usize, usize, f32)) {
@@ -155,26 +175,28 @@ fn backward_task<'a>(
     // spike-driven weight gradient.
     let side_by_side = !spiking || (dx.is_some() && !pooled_dx);
     let mut g_block = vec![0.0f32; if side_by_side { o_n * cols } else { 0 }];
-    let mut gt = vec![0.0f32; if spiking { ohw * o_n } else { 0 }];
+    // (Also the winners' pass reads it.)
+    let position_major = spiking || pooled_dx;
+    let mut gt = vec![0.0f32; if position_major { ohw * o_n } else { 0 }];
     let mut winners = WinnerScratch::default();
     let avx512 = has_avx512();
     let mut sc = Scratch::default();
     for (li, i) in images.clone().enumerate() {
         gt.fill(0.0);
         let gi = grad(i);
+        gi.add_channel_sums(&mut db);
         gi.each(o_n, ohw, |o, pos, v| {
-            db[o] += v;
             if side_by_side {
                 g_block[o * cols + li * ohw + pos] += v;
             }
-            if spiking {
+            if position_major {
                 gt[pos * o_n + o] += v;
             }
         });
-        if let (Some(dx), GradImage::Pooled { g, arg }) = (dx.filter(|_| pooled_dx), gi) {
+        if let Some(dx) = dx.filter(|_| pooled_dx) {
             // SAFETY: image i of the input gradient belongs to this task alone.
             let dxi = unsafe { dx.row(i, s.image()) };
-            winner_input_grad(s, g, arg, wcl, &mut winners, dxi, avx512);
+            winner_input_grad(s, &gt, wcl, &mut winners, dxi, avx512);
         }
         if let Some(bits) = bits {
             if spike_bits::applies(s) {

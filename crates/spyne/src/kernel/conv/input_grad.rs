@@ -50,56 +50,56 @@ pub(super) fn channel_last_filters(s: &ConvSpec, w: &[f32]) -> Vec<f32> {
 pub(super) struct WinnerScratch {
     /// The image gradient, padded and channel-last: `[H + 2·py, W + 2·px, C]`.
     buf: Vec<f32>,
-    /// Where each conv position's winners start in `order` (counting sort).
+    /// Where each conv position's winners start in `os` and `vs`.
     start: Vec<u32>,
-    /// The counting sort's cursors.
-    next: Vec<u32>,
-    /// The winners `(o, gradient)`, grouped by conv position.
-    order: Vec<(u32, f32)>,
+    /// The winners' channels, grouped by conv position.
+    os: Vec<u32>,
+    /// The winners' gradients, alongside `os`.
+    vs: Vec<f32>,
 }
 
 multiversion! {
-    /// One image's input gradient `dxi` (`[C, H, W]`, overwritten) from its pooled output
-    /// gradient `g` (`[O, PH, PW]`) and the conv-plane position `arg` each pooled value came
-    /// from; `wcl` holds the filters channel-last.
+    /// One image's input gradient `dxi` (`[C, H, W]`, overwritten) from its output
+    /// gradient position-major, `gt` (`[OH·OW, O]`: after a max pool, non-zero at each
+    /// window's winners only); `wcl` holds the filters channel-last.
     ///
-    /// The winners are grouped by conv position. Per block of the field (at most 160 lanes
-    /// of its padded rows) and position, the winners' filters, scaled by their gradients,
-    /// are summed in registers and added straight onto the image rows the block covers: a
-    /// field row is one contiguous run of `KW·C` values in the channel-last image. Each sum
-    /// runs over the winners in a fixed order, so nothing depends on the threads.
-    /// `avx512f`: the CPU has AVX-512F (see [`has_avx512`]); the blocks then run as
-    /// [`x86::add_block`], with fused multiply-adds and masked adds onto the rows.
-    pub(super) fn winner_input_grad<>(s: &ConvSpec, g: &[f32], arg: &[u32], wcl: &[f32], sc: &mut WinnerScratch, dxi: &mut [f32], avx512f: bool) {
+    /// The winners (the non-zero gradients) are gathered position by position, in channel
+    /// order. Per block of the field (at most 160 lanes of its padded rows) and position,
+    /// the winners' filters, scaled by their gradients, are summed in registers and added
+    /// straight onto the image rows the block covers: a field row is one contiguous run of
+    /// `KW·C` values in the channel-last image. Each sum runs over the winners in a fixed
+    /// order, so nothing depends on the threads. `avx512f`: the CPU has AVX-512F (see
+    /// [`has_avx512`]); the winners are then gathered with compress-stores, and the blocks
+    /// run as [`x86::add_block`], with fused multiply-adds and masked adds onto the rows.
+    pub(super) fn winner_input_grad<>(s: &ConvSpec, gt: &[f32], wcl: &[f32], sc: &mut WinnerScratch, dxi: &mut [f32], avx512f: bool) {
         let (oh, ow) = s.out_hw();
         let [py, px] = s.padding;
         let (c_n, wp, rp) = (s.c, s.w + 2 * px, padded_row(s));
-        let per_channel = g.len() / s.o;
-        assert_eq!(g.len(), s.o * per_channel, "a pooled gradient per channel");
-        // Counting sort of the non-zero winners by position.
+        assert_eq!(gt.len(), oh * ow * s.o, "a gradient per position and channel");
         let start = grown(&mut sc.start, oh * ow + 1);
-        start.fill(0);
-        for (&v, &pos) in g.iter().zip(arg) {
-            start[pos as usize + 1] += (v != 0.0) as u32;
+        let (os, vs) = (grown(&mut sc.os, gt.len()), grown(&mut sc.vs, gt.len()));
+        #[cfg(target_arch = "x86_64")]
+        if avx512f {
+            // SAFETY: the CPU has AVX-512F (the caller's word).
+            unsafe { x86::winners(gt, s.o, start, os, vs) };
         }
-        for p in 1..start.len() {
-            start[p] += start[p - 1];
-        }
-        let order = grown(&mut sc.order, start[oh * ow] as usize);
-        let next = grown(&mut sc.next, oh * ow);
-        next.copy_from_slice(&start[..oh * ow]);
-        for (o, (gs, args)) in g.chunks(per_channel).zip(arg.chunks(per_channel)).enumerate() {
-            for (&v, &pos) in gs.iter().zip(args) {
-                if v != 0.0 {
-                    let at = &mut next[pos as usize];
-                    order[*at as usize] = (o as u32, v);
-                    *at += 1;
+        if !avx512f {
+            let mut count = 0;
+            for (pos, row) in gt.chunks_exact(s.o).enumerate() {
+                start[pos] = count as u32;
+                for (o, &v) in row.iter().enumerate() {
+                    if v != 0.0 {
+                        (os[count], vs[count]) = (o as u32, v);
+                        count += 1;
+                    }
                 }
             }
+            start[oh * ow] = count as u32;
         }
+        let (os, vs) = (&sc.os[..], &sc.vs[..]);
         let buf = grown(&mut sc.buf, (s.h + 2 * py) * wp * c_n);
         buf.fill(0.0);
-        let fields = Fields { s, start, order, wcl, rp };
+        let fields = Fields { s, start: &sc.start, os, vs, wcl, rp };
         // Block-outer, so that one block of every filter (at most O·160 values) stays near
         // while the positions go by.
         let fp = s.kh * rp;
@@ -140,10 +140,12 @@ multiversion! {
 /// One image's winners grouped by position, and the filters channel-last.
 struct Fields<'a> {
     s: &'a ConvSpec,
-    /// Where each position's winners start in `order`.
+    /// Where each position's winners start in `os` and `vs`.
     start: &'a [u32],
-    /// The winners `(o, gradient)`, grouped by position.
-    order: &'a [(u32, f32)],
+    /// The winners' channels, grouped by position.
+    os: &'a [u32],
+    /// The winners' gradients, alongside `os`.
+    vs: &'a [f32],
     /// The filters channel-last ([`channel_last_filters`]).
     wcl: &'a [f32],
     /// A padded field row's length.
@@ -168,20 +170,20 @@ impl Fields<'_> {
         };
         let mut sum = [0.0f32; L];
         for (pos, bounds) in self.start.windows(2).enumerate() {
-            let winners = &self.order[bounds[0] as usize..bounds[1] as usize];
+            let at = bounds[0] as usize..bounds[1] as usize;
+            let (os, vs) = (&self.os[at.clone()], &self.vs[at]);
             // Two chains of sums (even and odd winners), so that twice the multiply-adds
             // are in flight.
             let (mut even, mut odd) = ([0.0f32; L], [0.0f32; L]);
-            let mut pairs = winners.chunks_exact(2);
-            for p in &mut pairs {
-                let ((o0, v0), (o1, v1)) = (p[0], p[1]);
-                let (w0, w1) = (w(o0), w(o1));
+            let (mut o_pairs, mut v_pairs) = (os.chunks_exact(2), vs.chunks_exact(2));
+            for (o, v) in (&mut o_pairs).zip(&mut v_pairs) {
+                let (w0, w1) = (w(o[0]), w(o[1]));
                 for i in 0..L {
-                    even[i] = madd(v0, w0[i], even[i]);
-                    odd[i] = madd(v1, w1[i], odd[i]);
+                    even[i] = madd(v[0], w0[i], even[i]);
+                    odd[i] = madd(v[1], w1[i], odd[i]);
                 }
             }
-            for &(o, v) in pairs.remainder() {
+            for (&o, &v) in o_pairs.remainder().iter().zip(v_pairs.remainder()) {
                 for (a, &w) in even.iter_mut().zip(w(o)) {
                     *a = madd(v, w, *a);
                 }
@@ -249,6 +251,48 @@ mod x86 {
         }
     }
 
+    /// Gathers the non-zero gradients of `gt` (`[positions, o_n]`) position by position:
+    /// their channels into `os`, their values into `vs`, and where each position's start
+    /// into `start` (one more than the positions, the last the count). `os` and `vs` hold
+    /// `gt.len()` each.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn winners(
+        gt: &[f32],
+        o_n: usize,
+        start: &mut [u32],
+        os: &mut [u32],
+        vs: &mut [f32],
+    ) {
+        assert!(os.len() >= gt.len() && vs.len() >= gt.len());
+        assert_eq!(start.len() * o_n, gt.len() + o_n);
+        let mut count = 0usize;
+        for (pos, row) in gt.chunks_exact(o_n).enumerate() {
+            start[pos] = count as u32;
+            for o0 in (0..o_n).step_by(LANES) {
+                let m = (u32::MAX >> (32 - LANES.min(o_n - o0))) as u16;
+                // SAFETY: the masked lanes lie in the row; `count` plus the lanes kept
+                // never passes `gt.len()`, so the compress-stores stay in `os` and `vs`
+                // (asserted above).
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(m, row.as_ptr().add(o0));
+                    // Unordered not-equal: a NaN is a winner, as `v != 0.0` has it.
+                    let keep = m & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+                    let o = _mm512_add_epi32(
+                        _mm512_set1_epi32(o0 as i32),
+                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                    );
+                    _mm512_mask_compressstoreu_epi32(os.as_mut_ptr().add(count).cast(), keep, o);
+                    _mm512_mask_compressstoreu_ps(vs.as_mut_ptr().add(count).cast(), keep, v);
+                    count += keep.count_ones() as usize;
+                }
+            }
+        }
+        start[gt.len() / o_n] = count as u32;
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn add<const V: usize>(f: &Fields, b0: usize, buf: &mut [f32]) {
@@ -270,12 +314,12 @@ mod x86 {
         assert!(s.o * fp <= f.wcl.len());
         assert!(b0 + V * LANES <= fp);
         for (pos, bounds) in f.start.windows(2).enumerate() {
-            let winners = &f.order[bounds[0] as usize..bounds[1] as usize];
-            if winners.is_empty() {
+            let at = bounds[0] as usize..bounds[1] as usize;
+            if at.is_empty() {
                 continue;
             }
             let mut acc = [_mm512_setzero_ps(); V];
-            for &(o, v) in winners {
+            for (&o, &v) in f.os[at.clone()].iter().zip(&f.vs[at]) {
                 let v = _mm512_set1_ps(v);
                 // SAFETY: filter o's lanes b0..b0 + 16·V lie in `wcl` (asserted above).
                 let w = unsafe { f.wcl.as_ptr().add(o as usize * fp + b0) };
@@ -362,10 +406,14 @@ mod tests {
                 }
             }
             let wcl = channel_last_filters(&s, &w);
+            let mut gt = vec![0.0f32; oh * ow * s.o];
+            for (j, (&v, &pos)) in g.iter().zip(&arg).enumerate() {
+                gt[pos as usize * s.o + j / (ph * pw)] = v;
+            }
             for avx512f in [false, has_avx512()] {
                 let mut got = vec![f32::NAN; want.len()];
                 let mut sc = WinnerScratch::default();
-                winner_input_grad(&s, &g, &arg, &wcl, &mut sc, &mut got, avx512f);
+                winner_input_grad(&s, &gt, &wcl, &mut sc, &mut got, avx512f);
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() < 1e-5,
