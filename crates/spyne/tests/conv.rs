@@ -171,10 +171,12 @@ fn conv_with_a_fused_max_pool_equals_conv_then_pool() {
 fn spike_passes_over_bit_masks_equal_burns_convolution() {
     // Stride 1 and whole vectors of output channels take the bit-mask passes: one and
     // several register blocks (16, 80), window columns of one and two words (C·KH = 9, 70),
-    // a padded row of exactly 64 bits with more than 64 output positions, and the pool.
+    // a padded row of exactly 64 bits with more than 64 output positions, and the pool
+    // (square and not).
     let cases = [
         (3, [9, 11], 16, [3, 4], [0, 0], None),
         (3, [9, 11], 16, [3, 4], [1, 2], Some([2, 2])),
+        (3, [9, 11], 32, [3, 4], [1, 2], Some([3, 2])),
         (14, [12, 12], 80, [5, 5], [1, 1], Some([2, 2])),
         (2, [6, 60], 32, [3, 5], [0, 2], None),
     ];

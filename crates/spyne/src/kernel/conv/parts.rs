@@ -208,6 +208,13 @@ multiversion! {
             return;
         };
         let (ph, pw) = (oh / kh, ow / kw);
+        #[cfg(target_arch = "x86_64")]
+        if so == 1 && o_n.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+            let bias: Vec<f32> = (0..o_n).map(|o| if s.bias { b[o] } else { 0.0 }).collect();
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            unsafe { x86::pool_position_major(s, buf, sp, &bias, y, arg) };
+            return;
+        }
         // Sixteen channels at a time, so that the running maxima and their positions stay
         // in registers while a window's positions go by.
         const L: usize = 16;
@@ -255,6 +262,75 @@ multiversion! {
                     for i in 0..n {
                         y[j + i * ph * pw] = best[i];
                         arg[j + i * ph * pw] = at[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::ConvSpec;
+
+    /// [`super::write_out`]'s max pool for position-major input (`buf[pos·sp + o]`) on
+    /// AVX-512, sixteen channels to a register: written with intrinsics because the
+    /// portable loop kept the running maxima in memory, each window's masked stores then
+    /// stalling the next load. `bias`: one per channel (zeros without one).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pool_position_major(
+        s: &ConvSpec,
+        buf: &[f32],
+        sp: usize,
+        bias: &[f32],
+        y: &mut [f32],
+        arg: &mut [u32],
+    ) {
+        let (oh, ow) = s.out_hw();
+        let [kh, kw] = s.pool.expect("a pooled call");
+        let (ph, pw, o_n) = (oh / kh, ow / kw, s.o);
+        assert!(o_n.is_multiple_of(16) && bias.len() == o_n && oh * ow > 0);
+        assert!(buf.len() >= (oh * ow - 1) * sp + o_n && sp >= o_n);
+        assert!(y.len() >= o_n * ph * pw && arg.len() >= o_n * ph * pw);
+        let plane = (ph * pw) as i32;
+        let idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(plane),
+        );
+        for o0 in (0..o_n).step_by(16) {
+            // SAFETY (all loads and scatters below): the asserts above bound every
+            // position's 16 channels in `buf` and every pooled value's index in `y`, `arg`.
+            let bv = unsafe { _mm512_loadu_ps(bias.as_ptr().add(o0)) };
+            let at_pos = |pos: usize| unsafe {
+                _mm512_add_ps(_mm512_loadu_ps(buf.as_ptr().add(pos * sp + o0)), bv)
+            };
+            for py in 0..ph {
+                for px in 0..pw {
+                    let first = py * kh * ow + px * kw;
+                    let (mut best, mut at) = (at_pos(first), _mm512_set1_epi32(first as i32));
+                    for dy in 0..kh {
+                        for dx in 0..kw {
+                            if dy == 0 && dx == 0 {
+                                continue;
+                            }
+                            let pos = first + dy * ow + dx;
+                            let v = at_pos(pos);
+                            // The first maximum in row-major order, and a NaN wins.
+                            let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best)
+                                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                            best = _mm512_mask_mov_ps(best, take, v);
+                            at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(pos as i32));
+                        }
+                    }
+                    let j = (o0 * ph + py) * pw + px;
+                    unsafe {
+                        _mm512_i32scatter_ps::<4>(y.as_mut_ptr().add(j).cast(), idx, best);
+                        _mm512_i32scatter_epi32::<4>(arg.as_mut_ptr().add(j).cast(), idx, at);
                     }
                 }
             }
