@@ -171,11 +171,10 @@ fn backward_task<'a>(
     let (mut dw, mut db) = (vec![0.0f32; o_n * k], vec![0.0f32; o_n]);
     let pooled_dx = dx.is_some() && s.pool.is_some();
     // G of the task's images side by side, [O, nb·OHW], for the GEMMs (the dense weight
-    // gradient, the unpooled input gradient); position-major per image for the
-    // spike-driven weight gradient.
+    // gradient, the unpooled input gradient); position-major per image, [OHW, O], for the
+    // spike-driven weight gradient and the winners' input gradient.
     let side_by_side = !spiking || (dx.is_some() && !pooled_dx);
     let mut g_block = vec![0.0f32; if side_by_side { o_n * cols } else { 0 }];
-    // (Also the winners' pass reads it.)
     let position_major = spiking || pooled_dx;
     let mut gt = vec![0.0f32; if position_major { ohw * o_n } else { 0 }];
     let mut winners = WinnerScratch::default();
