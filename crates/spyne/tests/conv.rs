@@ -181,19 +181,21 @@ fn spike_passes_over_bit_masks_equal_burns_convolution() {
         (2, [6, 60], 32, [3, 5], [0, 2], None),
     ];
     for (c, hw, o, k, padding, pool) in cases {
-        let case = Case {
-            n: 6,
-            c,
-            hw,
-            o,
-            k,
-            stride: [1, 1],
-            padding,
-            bias: true,
-            pool,
-        };
-        for density in [Some(0.05), Some(0.25)] {
-            check(&case, density);
+        for bias in [true, false] {
+            let case = Case {
+                n: 6,
+                c,
+                hw,
+                o,
+                k,
+                stride: [1, 1],
+                padding,
+                bias,
+                pool,
+            };
+            for density in [Some(0.05), Some(0.25)] {
+                check(&case, density);
+            }
         }
     }
 }

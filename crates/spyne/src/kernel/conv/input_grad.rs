@@ -10,9 +10,10 @@
 //! (60 for tutorial 6), and padding lives in the image buffer's border. With it (and fewer
 //! serial memsets) a tutorial-6 iteration went from 0.29 s to 0.20 s on a 2-core AVX-512
 //! Xeon; the same sums as one GEMM per image over the zeros measured 0.22 s. Blocks of 160
-//! lanes (ten vectors, two chains) cost about 12 % less than blocks of one 64-lane field
-//! row summed into a field buffer first, and a little less than 128 lanes; 96 lanes cost
-//! more (measured on tutorial 6's second convolution, 2026-12-03).
+//! lanes (ten vectors) cost about 12 % less than blocks of one 64-lane field row summed into
+//! a field buffer first, and a little less than 128 lanes; 96 lanes cost more (measured on
+//! tutorial 6's second convolution, 2026-12-03, with the portable two-chain sums). With the
+//! AVX-512 blocks (one chain, masked row adds), 64 to 320 lanes measured the same.
 
 use super::{grown, ConvSpec};
 use crate::kernel::lif::multiversion;
@@ -78,24 +79,7 @@ multiversion! {
         assert_eq!(gt.len(), oh * ow * s.o, "a gradient per position and channel");
         let start = grown(&mut sc.start, oh * ow + 1);
         let (os, vs) = (grown(&mut sc.os, gt.len()), grown(&mut sc.vs, gt.len()));
-        #[cfg(target_arch = "x86_64")]
-        if avx512f {
-            // SAFETY: the CPU has AVX-512F (the caller's word).
-            unsafe { x86::winners(gt, s.o, start, os, vs) };
-        }
-        if !avx512f {
-            let mut count = 0;
-            for (pos, row) in gt.chunks_exact(s.o).enumerate() {
-                start[pos] = count as u32;
-                for (o, &v) in row.iter().enumerate() {
-                    if v != 0.0 {
-                        (os[count], vs[count]) = (o as u32, v);
-                        count += 1;
-                    }
-                }
-            }
-            start[oh * ow] = count as u32;
-        }
+        gather_winners(gt, s.o, start, os, vs, avx512f);
         let (os, vs) = (&sc.os[..], &sc.vs[..]);
         let buf = grown(&mut sc.buf, (s.h + 2 * py) * wp * c_n);
         buf.fill(0.0);
@@ -135,6 +119,38 @@ multiversion! {
             }
         }
     }
+}
+
+/// Gathers the non-zero gradients of `gt` (`[positions, o_n]`) position by position, in
+/// channel order: their channels into `os`, their values into `vs`, and where each
+/// position's start into `start` (one more than the positions, the last the count). `os`
+/// and `vs` hold `gt.len()` each. `avx512f`: with compress-stores ([`x86::winners`]).
+fn gather_winners(
+    gt: &[f32],
+    o_n: usize,
+    start: &mut [u32],
+    os: &mut [u32],
+    vs: &mut [f32],
+    avx512f: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512f {
+        // SAFETY: the CPU has AVX-512F (the caller's word).
+        unsafe { x86::winners(gt, o_n, start, os, vs) };
+        return;
+    }
+    let _ = avx512f;
+    let mut count = 0;
+    for (pos, row) in gt.chunks_exact(o_n).enumerate() {
+        start[pos] = count as u32;
+        for (o, &v) in row.iter().enumerate() {
+            if v != 0.0 {
+                (os[count], vs[count]) = (o as u32, v);
+                count += 1;
+            }
+        }
+    }
+    start[gt.len() / o_n] = count as u32;
 }
 
 /// One image's winners grouped by position, and the filters channel-last.
@@ -251,10 +267,7 @@ mod x86 {
         }
     }
 
-    /// Gathers the non-zero gradients of `gt` (`[positions, o_n]`) position by position:
-    /// their channels into `os`, their values into `vs`, and where each position's start
-    /// into `start` (one more than the positions, the last the count). `os` and `vs` hold
-    /// `gt.len()` each.
+    /// [`super::gather_winners`] with compress-stores, sixteen channels at a time.
     ///
     /// # Safety
     /// The CPU has AVX-512F.

@@ -210,9 +210,8 @@ multiversion! {
         let (ph, pw) = (oh / kh, ow / kw);
         #[cfg(target_arch = "x86_64")]
         if so == 1 && o_n.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
-            let bias: Vec<f32> = (0..o_n).map(|o| if s.bias { b[o] } else { 0.0 }).collect();
             // SAFETY: the CPU has AVX-512F, checked just above.
-            unsafe { x86::pool_position_major(s, buf, sp, &bias, y, arg) };
+            unsafe { x86::pool_position_major(s, buf, sp, b, y, arg) };
             return;
         }
         // Sixteen channels at a time, so that the running maxima and their positions stay
@@ -220,9 +219,9 @@ multiversion! {
         const L: usize = 16;
         for o0 in (0..o_n).step_by(L) {
             let n = L.min(o_n - o0);
-            let mut bias = [0.0f32; L];
-            for (i, bo) in bias[..n].iter_mut().enumerate() {
-                *bo = if s.bias { b[o0 + i] } else { 0.0 };
+            let mut biases = [0.0f32; L];
+            for (i, bo) in biases[..n].iter_mut().enumerate() {
+                *bo = bias(o0 + i);
             }
             // The value of channel o0 + i at position `pos` (lanes past `n` read channel
             // o0 again: they are never written out).
@@ -245,12 +244,12 @@ multiversion! {
                             let p = pos as u32;
                             if dy == 0 && dx == 0 {
                                 for i in 0..L {
-                                    (best[i], at[i]) = (vals[i] + bias[i], p);
+                                    (best[i], at[i]) = (vals[i] + biases[i], p);
                                 }
                             } else {
                                 // Branch-free selects, so that the loop runs across lanes.
                                 for i in 0..L {
-                                    let v = vals[i] + bias[i];
+                                    let v = vals[i] + biases[i];
                                     let take = v > best[i] || v.is_nan();
                                     best[i] = if take { v } else { best[i] };
                                     at[i] = if take { p } else { at[i] };
@@ -278,7 +277,7 @@ mod x86 {
     /// [`super::write_out`]'s max pool for position-major input (`buf[pos·sp + o]`) on
     /// AVX-512, sixteen channels to a register: written with intrinsics because the
     /// portable loop kept the running maxima in memory, each window's masked stores then
-    /// stalling the next load. `bias`: one per channel (zeros without one).
+    /// stalling the next load. `b`: the bias (read only when `s.bias`).
     ///
     /// # Safety
     /// The CPU has AVX-512F.
@@ -287,14 +286,14 @@ mod x86 {
         s: &ConvSpec,
         buf: &[f32],
         sp: usize,
-        bias: &[f32],
+        b: &[f32],
         y: &mut [f32],
         arg: &mut [u32],
     ) {
         let (oh, ow) = s.out_hw();
         let [kh, kw] = s.pool.expect("a pooled call");
         let (ph, pw, o_n) = (oh / kh, ow / kw, s.o);
-        assert!(o_n.is_multiple_of(16) && bias.len() == o_n && oh * ow > 0);
+        assert!(o_n.is_multiple_of(16) && (!s.bias || b.len() >= o_n) && oh * ow > 0);
         assert!(buf.len() >= (oh * ow - 1) * sp + o_n && sp >= o_n);
         assert!(y.len() >= o_n * ph * pw && arg.len() >= o_n * ph * pw);
         let plane = (ph * pw) as i32;
@@ -305,7 +304,11 @@ mod x86 {
         for o0 in (0..o_n).step_by(16) {
             // SAFETY (all loads and scatters below): the asserts above bound every
             // position's 16 channels in `buf` and every pooled value's index in `y`, `arg`.
-            let bv = unsafe { _mm512_loadu_ps(bias.as_ptr().add(o0)) };
+            let bv = if s.bias {
+                unsafe { _mm512_loadu_ps(b.as_ptr().add(o0)) }
+            } else {
+                _mm512_setzero_ps()
+            };
             let at_pos = |pos: usize| unsafe {
                 _mm512_add_ps(_mm512_loadu_ps(buf.as_ptr().add(pos * sp + o0)), bv)
             };
