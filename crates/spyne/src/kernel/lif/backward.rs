@@ -184,6 +184,20 @@ pub(in crate::kernel) fn recompute_row<const SYN: bool, const RESET: u8>(
     }
 }
 
+/// Asks the CPU to bring the cache line holding `v` into L1 (a hint; it does nothing
+/// elsewhere).
+#[inline(always)]
+pub(in crate::kernel) fn prefetch(v: &f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, and `v` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const f32).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Neurons per block of the backward walk: one AVX-512 register.
 const LANES: usize = 16;
 
@@ -279,7 +293,17 @@ impl Walk<'_> {
         };
         // `us` holds U[−1], U[0], …: U[t] is its row t + 1.
         let mut u_t = at(self.us, t_n);
+        // Each step reads one line of a time-major array whose rows are far apart (a page
+        // or more for wide layers), which no hardware prefetcher follows: fetch the next
+        // block's line of the same row while this block walks.
+        let ahead = i + L < n;
         for t in (0..t_n).rev() {
+            if ahead {
+                prefetch(&self.g_s.row(t, n)[i + L]);
+                if let Some(rows) = &self.g_u {
+                    prefetch(&rows.row(t, n)[i + L]);
+                }
+            }
             let u_prev = at(self.us, t);
             let step_in = StepIn {
                 u_t,
