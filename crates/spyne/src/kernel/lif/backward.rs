@@ -303,6 +303,11 @@ impl Walk<'_> {
                 if let Some(rows) = &self.g_u {
                     prefetch(&rows.row(t, n)[i + L]);
                 }
+                if !spec.static_input {
+                    // A store to a line not in cache waits for the line too.
+                    // SAFETY: only the address is taken; the row is this task's.
+                    prefetch(unsafe { &self.g_input.row(t * b_n + self.b, n)[i + L] });
+                }
             }
             let u_prev = at(self.us, t);
             let step_in = StepIn {
