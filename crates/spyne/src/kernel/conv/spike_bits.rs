@@ -96,8 +96,21 @@ impl RowBits {
         each_row(s, flat, |c, y, row| rows[c * hp + y + py] = row << px);
     }
 
-    /// Fills the window columns from the image's bitset `flat` (the rows are not needed).
+    /// Fills the window columns from the image's bitset `flat` (the rows are read too where
+    /// the AVX-512 route applies).
     fn columns(&mut self, s: &ConvSpec, flat: &[u64]) {
+        #[cfg(target_arch = "x86_64")]
+        if x86::columns_apply(s) && std::arch::is_x86_feature_detected!("avx512f") {
+            self.read_rows(s, flat);
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            unsafe { x86::columns(s, &self.rows, &mut self.cols) };
+            return;
+        }
+        self.columns_by_spike(s, flat);
+    }
+
+    /// [`RowBits::columns`], spike by spike.
+    fn columns_by_spike(&mut self, s: &ConvSpec, flat: &[u64]) {
         let (oh, _) = s.out_hw();
         let ([py, px], g_n) = (s.padding, groups(s));
         let wp = s.w + 2 * px;
@@ -280,5 +293,100 @@ fn weight_grad_block<const L: usize>(
                 }
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{groups, ConvSpec};
+
+    /// Whether [`columns`] applies: a window column's bits in one word, and a padded row
+    /// in two vectors of eight words.
+    pub(super) fn columns_apply(s: &ConvSpec) -> bool {
+        groups(s) == 1 && s.w + 2 * s.padding[1] <= 16
+    }
+
+    /// [`super::RowBits::columns`] from the padded rows `rows` ([`super::RowBits::read_rows`]):
+    /// per output row, the bit of every `(c, ky)` is OR-ed into the words of the padded
+    /// columns where row `(c, oy + ky)` spikes, under that row as a mask, in two registers of
+    /// eight words. Spike by spike, each spike's bits cost a short loop with an
+    /// unpredictable exit.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F, and [`columns_apply`] holds.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn columns(s: &ConvSpec, rows: &[u64], cols: &mut Vec<u64>) {
+        debug_assert!(columns_apply(s));
+        let (oh, _) = s.out_hw();
+        let (hp, wp) = (s.h + 2 * s.padding[0], s.w + 2 * s.padding[1]);
+        assert!(
+            rows.len() >= s.c * hp && oh + s.kh <= hp + 1,
+            "the image's padded rows"
+        );
+        // Each output row stores two whole vectors; the lanes past its `wp` words land on
+        // the next row's, which that row then overwrites (and on spare words after the last).
+        let need = oh * wp + 16;
+        if cols.len() < need {
+            cols.resize(need, 0);
+        }
+        let out = cols.as_mut_ptr();
+        for oy in 0..oh {
+            let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for c in 0..s.c {
+                for (ky, &row) in rows[c * hp + oy..][..s.kh].iter().enumerate() {
+                    let bit = _mm512_set1_epi64((1u64 << (c * s.kh + ky)) as i64);
+                    lo = _mm512_mask_or_epi64(lo, row as __mmask8, lo, bit);
+                    hi = _mm512_mask_or_epi64(hi, (row >> 8) as __mmask8, hi, bit);
+                }
+            }
+            _mm512_storeu_si512(out.add(oy * wp).cast(), lo);
+            _mm512_storeu_si512(out.add(oy * wp + 8).cast(), hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::conv::ConvPath;
+
+    /// The AVX-512 window columns equal the spike-by-spike ones, with padding (a 14-word
+    /// padded row: a partly used second vector).
+    #[test]
+    fn window_columns_agree_on_both_routes() {
+        let s = ConvSpec {
+            n: 1,
+            c: 12,
+            h: 12,
+            w: 12,
+            o: 16,
+            kh: 5,
+            kw: 5,
+            stride: [1, 1],
+            padding: [1, 1],
+            bias: false,
+            forward: ConvPath::Sparse,
+            backward: ConvPath::Sparse,
+            pool: None,
+        };
+        // A spare zero word after the image's 1728 bits, as the bitset keeps.
+        let mut flat = vec![0u64; 12 * 12 * 12 / 64 + 1];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for w in flat.iter_mut().take(27) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *w = x & (x >> 3) & (x >> 5);
+        }
+        let (oh, _) = s.out_hw();
+        let len = oh * (s.w + 2) * groups(&s);
+        let mut want = RowBits::default();
+        want.columns_by_spike(&s, &flat);
+        assert!(want.cols.iter().any(|&w| w != 0), "some spikes");
+        let mut got = RowBits::default();
+        got.columns(&s, &flat);
+        assert_eq!(got.cols[..len], want.cols[..len]);
     }
 }
