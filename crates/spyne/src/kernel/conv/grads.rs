@@ -98,9 +98,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn scatter_winners(g: &[f32], arg: &[u32], o_n: usize, gt: &mut [f32]) {
         let positions = gt.len() / o_n;
-        assert!(
-            g.len() == arg.len() && g.len().is_multiple_of(o_n) && gt.len() <= i32::MAX as usize
-        );
+        assert!(g.len() == arg.len() && g.len() % o_n == 0 && gt.len() <= i32::MAX as usize);
         let per = g.len() / o_n;
         let (o_v, positions_v) = (
             _mm512_set1_epi32(o_n as i32),
