@@ -65,66 +65,6 @@ impl GradImage<'_> {
     }
 }
 
-/// Writes a pooled output gradient (`g` `[O, PH·PW]`, each value's conv position in `arg`)
-/// position-major into `gt` (`[OH·OW, O]`, zeros): each value at its winner. A max pool's
-/// windows do not overlap, so no two values meet. `avx512f`: with scatter stores
-/// ([`x86::scatter_winners`]); channel by channel, scalar, this loop took 5 % of a
-/// tutorial-6 iteration.
-fn winners_position_major(g: &[f32], arg: &[u32], o_n: usize, gt: &mut [f32], avx512f: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512f {
-        // SAFETY: the CPU has AVX-512F (the caller's word).
-        unsafe { x86::scatter_winners(g, arg, o_n, gt) };
-        return;
-    }
-    let _ = avx512f;
-    let per = g.len() / o_n;
-    for (o, (gs, args)) in g.chunks(per).zip(arg.chunks(per)).enumerate() {
-        for (&v, &pos) in gs.iter().zip(args) {
-            gt[pos as usize * o_n + o] = v;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// [`super::winners_position_major`] with AVX-512 scatter stores, sixteen values of a
-    /// channel at a time.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn scatter_winners(g: &[f32], arg: &[u32], o_n: usize, gt: &mut [f32]) {
-        let positions = gt.len() / o_n;
-        assert!(g.len() == arg.len() && g.len() % o_n == 0 && gt.len() <= i32::MAX as usize);
-        let per = g.len() / o_n;
-        let (o_v, positions_v) = (
-            _mm512_set1_epi32(o_n as i32),
-            _mm512_set1_epi32(positions as i32),
-        );
-        for o in 0..o_n {
-            let channel = _mm512_set1_epi32(o as i32);
-            for j in (0..per).step_by(16) {
-                let n = (per - j).min(16);
-                let m = (u32::MAX >> (32 - n)) as __mmask16;
-                let at = o * per + j;
-                let v = _mm512_maskz_loadu_ps(m, g.as_ptr().add(at));
-                let pos = _mm512_maskz_loadu_epi32(m, arg.as_ptr().add(at).cast());
-                // Every store stays inside `gt`: each position is in the conv plane.
-                assert_eq!(
-                    _mm512_mask_cmplt_epu32_mask(m, pos, positions_v),
-                    m,
-                    "a pooling winner outside the conv plane"
-                );
-                let idx = _mm512_add_epi32(_mm512_mullo_epi32(pos, o_v), channel);
-                _mm512_mask_i32scatter_ps::<4>(gt.as_mut_ptr(), m, idx, v);
-            }
-        }
-    }
-}
-
 /// What the backward pass knows of a convolution's input.
 #[derive(Clone, Copy)]
 pub enum ConvInput<'a> {
@@ -244,19 +184,14 @@ fn backward_task<'a>(
         gt.fill(0.0);
         let gi = grad(i);
         gi.add_channel_sums(&mut db);
-        match gi {
-            GradImage::Pooled { g, arg } if !side_by_side => {
-                winners_position_major(g, arg, o_n, &mut gt, avx512)
+        gi.each(o_n, ohw, |o, pos, v| {
+            if side_by_side {
+                g_block[o * cols + li * ohw + pos] += v;
             }
-            _ => gi.each(o_n, ohw, |o, pos, v| {
-                if side_by_side {
-                    g_block[o * cols + li * ohw + pos] += v;
-                }
-                if position_major {
-                    gt[pos * o_n + o] += v;
-                }
-            }),
-        }
+            if position_major {
+                gt[pos * o_n + o] += v;
+            }
+        });
         if let Some(dx) = dx.filter(|_| pooled_dx) {
             // SAFETY: image i of the input gradient belongs to this task alone.
             let dxi = unsafe { dx.row(i, s.image()) };
@@ -311,30 +246,4 @@ fn backward_task<'a>(
         }
     }
     (dw, db)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Both routes put every pooled value at its winner and leave the rest zero, for a
-    /// channel of 20 values (one full vector and a masked tail).
-    #[test]
-    fn winners_land_at_their_positions_on_both_routes() {
-        let (o_n, per, positions) = (3, 20, 80);
-        let g: Vec<f32> = (0..o_n * per).map(|i| i as f32 - 7.5).collect();
-        // Window j of a channel has its winner at 4·j plus a channel- and j-dependent offset.
-        let arg: Vec<u32> = (0..o_n * per)
-            .map(|i| (4 * (i % per) + (i * 7 + i / per) % 4) as u32)
-            .collect();
-        let mut want = vec![0.0f32; positions * o_n];
-        for (i, (&v, &pos)) in g.iter().zip(&arg).enumerate() {
-            want[pos as usize * o_n + i / per] = v;
-        }
-        for avx512f in [false, has_avx512()] {
-            let mut gt = vec![0.0f32; positions * o_n];
-            winners_position_major(&g, &arg, o_n, &mut gt, avx512f);
-            assert_eq!(gt, want, "avx512f: {avx512f}");
-        }
-    }
 }
