@@ -7,13 +7,6 @@ use common::*;
 use spyne::neuron::*;
 use spyne::Error;
 
-fn leaky(beta: f32, reset: Reset) -> Leaky {
-    LeakyConfig::new(beta)
-        .with_reset(reset)
-        .init(&cpu())
-        .unwrap()
-}
-
 #[test]
 fn bad_construction_values_are_typed_errors() {
     let dev = cpu();

@@ -26,13 +26,6 @@ fn check<N: Neuron>(n: &N, inputs: &[f32], spikes: &[f32], mems: &[f32]) {
     assert_close(&m, mems, 1e-6, "membrane");
 }
 
-fn leaky(beta: f32, reset: Reset) -> Leaky {
-    LeakyConfig::new(beta)
-        .with_reset(reset)
-        .init(&cpu())
-        .unwrap()
-}
-
 #[test]
 fn leaky_subtract_constant_input() {
     // U = 0.5, 0.95, 1.355 (fires), 0.9·1.355 + 0.5 − 1 = 0.7195, 1.14755 (fires), 0.532795.

@@ -13,6 +13,14 @@ pub fn grad_device() -> Device {
     Device::flex().autodiff()
 }
 
+/// A Leaky layer on the CPU with decay `beta` and reset `reset`.
+pub fn leaky(beta: f32, reset: spyne::neuron::Reset) -> spyne::neuron::Leaky {
+    spyne::neuron::LeakyConfig::new(beta)
+        .with_reset(reset)
+        .init(&cpu())
+        .unwrap()
+}
+
 pub fn t2(values: &[f32], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values.to_vec(), [rows, cols]), device)
 }
