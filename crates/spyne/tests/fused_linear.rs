@@ -8,16 +8,21 @@ use common::*;
 use spyne::neuron::*;
 use spyne::surrogate::Surrogate;
 
+/// Linear widths that take each path of the kernel: a narrow Linear (on AVX-512, one
+/// register per output: at least one and at most sixteen outputs) and the general one.
+const WIDTHS: [usize; 4] = [1, 4, 16, 17];
+
 /// The layer+Linear op against the step path followed by a dense product: currents, final
-/// state and gradients for input, parameters, weights and initial state.
+/// state and gradients for input, parameters, weights and initial state, for a Linear of
+/// `out` outputs.
 fn linear_both<M: Planes + std::fmt::Debug>(
     n: &M,
     params: impl Fn(&M) -> Vec<Tensor<1>>,
     static_input: bool,
     init: Option<usize>,
+    out: usize,
 ) {
     let dev = grad_device();
-    let out = 4;
     let rows = if static_input { 1 } else { T };
     let x_vals = values(rows * B * N, 41, -0.4, 1.6);
     let w_vals = values(N * out, 42, -1.0, 1.0);
@@ -71,11 +76,11 @@ fn linear_both<M: Planes + std::fmt::Debug>(
         (v(current), last, grads)
     };
     let ((c_out, c_last, c_grads), (f_out, f_last, f_grads)) = (run(false), run(true));
-    assert_close(&f_out, &c_out, 1e-5, "currents");
-    assert_eq!(f_last, c_last, "final state (bit for bit)");
+    assert_close(&f_out, &c_out, 1e-5, &format!("currents, out={out}"));
+    assert_eq!(f_last, c_last, "final state (bit for bit), out={out}");
     for (i, (f, c)) in f_grads.iter().zip(&c_grads).enumerate() {
         let what = format!(
-            "gradient {i} of {} static={static_input} init={init:?}",
+            "gradient {i} of {} static={static_input} init={init:?} out={out}",
             describe(n)
         );
         assert_close(f, c, 2e-5, &what);
@@ -89,6 +94,11 @@ fn describe<M: std::fmt::Debug>(n: &M) -> String {
     let kind: String = d.chars().take_while(|c| c.is_alphanumeric()).collect();
     let reset: String = d[d.find("reset").unwrap_or(0)..].chars().take(16).collect();
     format!("{kind} {reset}")
+}
+
+/// `init` with each of [`WIDTHS`].
+fn with_widths(init: Option<usize>) -> impl Iterator<Item = (Option<usize>, usize)> {
+    WIDTHS.into_iter().map(move |out| (init, out))
 }
 
 #[test]
@@ -114,12 +124,13 @@ fn layer_plus_linear_fused_equals_composed() {
                     .with_reset(reset)
                     .init(&dev)
                     .unwrap();
-                for init in [None, Some(1)] {
+                for (init, out) in [None, Some(1)].into_iter().flat_map(with_widths) {
                     linear_both(
                         &leaky,
                         |n| vec![n.beta.val(), n.core.threshold.val()],
                         static_input,
                         init,
+                        out,
                     );
                 }
                 let syn = SynapticConfig::new(values(N, 3, 0.3, 0.9), values(N, 4, 0.5, 0.95))
@@ -128,14 +139,55 @@ fn layer_plus_linear_fused_equals_composed() {
                     .with_reset(reset)
                     .init(&dev)
                     .unwrap();
-                for init in [None, Some(2)] {
+                for (init, out) in [None, Some(2)].into_iter().flat_map(with_widths) {
                     linear_both(
                         &syn,
                         |n| vec![n.alpha.val(), n.beta.val(), n.core.threshold.val()],
                         static_input,
                         init,
+                        out,
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A NaN input makes the currents of its batch row NaN from its step on, on both paths (the
+/// narrow one adds weights only for neurons that fired, so it has to look for NaN itself).
+#[test]
+fn a_nan_membrane_gives_nan_currents() {
+    let dev = grad_device();
+    let leaky = LeakyConfig::new(values(N, 1, 0.5, 0.95))
+        .with_threshold(values(N, 2, 0.6, 1.2))
+        .init(&dev)
+        .unwrap();
+    let mut x = values(T * B * N, 41, -0.4, 1.6);
+    let (t_nan, b_nan) = (2, 3);
+    x[(t_nan * B + b_nan) * N + 20] = f32::NAN;
+    for out in WIDTHS {
+        let w = t2(&values(N * out, 42, -1.0, 1.0), N, out, &dev);
+        let call = FusedCall {
+            input: t3(&x, [T, B, N], &dev),
+            static_input: false,
+            steps: T,
+            state: None,
+            mems: false,
+            final_state: false,
+        };
+        let (c, _) = leaky
+            .fused_linear(call, w)
+            .expect("Flex has a fused kernel")
+            .unwrap();
+        let c = v(c);
+        for t in 0..T {
+            for b in 0..B {
+                let row = &c[(t * B + b) * out..][..out];
+                let nan = b == b_nan && t >= t_nan;
+                assert!(
+                    row.iter().all(|c| c.is_nan() == nan),
+                    "out={out} t={t} b={b}: {row:?}"
+                );
             }
         }
     }

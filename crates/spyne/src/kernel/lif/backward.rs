@@ -131,26 +131,55 @@ multiversion! {
         let mut syn = vec![0.0f32; n];
         for b in rows {
             recompute_row::<SYN, RESET>(spec, p, input, state.init, b, &mut us, &mut syns, &mut syn);
-            let g_s = Rows { data: grad, stride: b_n * n, offset: b * n };
-            let g_u = spec.mems.then_some(Rows { data: grad, stride: b_n * n, offset: t_n * b_n * n + b * n });
-            let walk = Walk { spec, p, sg: (k, custom), b, us: &us, syns: &syns, g_s, g_u, g_input, state };
+            let g_s = Rows::new(grad, b_n * n, b * n);
+            let g_u = spec.mems.then_some(Rows::new(grad, b_n * n, t_n * b_n * n + b * n));
+            let (us, syns) = (Rows::new(&us, n, 0), Rows::new(&syns, n, 0));
+            let walk = Walk { spec, p, sg: (k, custom), b, us, syns, g_s, g_u, g_input, state };
             walk.row::<SYN, RESET, SG>(g_params);
         }
     }
 }
 
-/// Rows `t = 0, 1, …` of a time-major array: row `t` starts at `offset + t·stride`.
+/// Rows `t = 0, 1, …` of a time-major array: row `t` starts at `offset + t·stride`. The rows
+/// may hold only the neurons from `lane0` on (a block's rows, kept compact in L1).
 #[derive(Clone, Copy)]
 pub(in crate::kernel) struct Rows<'a> {
     pub(in crate::kernel) data: &'a [f32],
     pub(in crate::kernel) stride: usize,
     pub(in crate::kernel) offset: usize,
+    /// The neuron that element 0 of a row belongs to.
+    pub(in crate::kernel) lane0: usize,
 }
 
 impl<'a> Rows<'a> {
+    /// Time-major rows of whole layers (`lane0` 0).
     #[inline(always)]
-    fn row(&self, t: usize, n: usize) -> &'a [f32] {
+    pub(in crate::kernel) fn new(data: &'a [f32], stride: usize, offset: usize) -> Self {
+        Rows {
+            data,
+            stride,
+            offset,
+            lane0: 0,
+        }
+    }
+
+    /// The first `n` elements of row `t`.
+    #[inline(always)]
+    pub(in crate::kernel) fn row(&self, t: usize, n: usize) -> &'a [f32] {
         &self.data[self.offset + t * self.stride..][..n]
+    }
+
+    /// Neurons `i..i + L` of row `t`.
+    #[inline(always)]
+    fn lanes<const L: usize>(&self, t: usize, i: usize) -> [f32; L] {
+        lanes::<L>(&self.data[self.offset + t * self.stride + i - self.lane0..])
+    }
+
+    /// Neuron `i` of row `t`, if the rows hold it.
+    #[inline(always)]
+    fn at(&self, t: usize, i: usize) -> Option<&'a f32> {
+        let lane = i.checked_sub(self.lane0).filter(|&l| l < self.stride)?;
+        self.data.get(self.offset + t * self.stride + lane)
     }
 }
 
@@ -208,9 +237,10 @@ pub(in crate::kernel) struct Walk<'a> {
     pub(in crate::kernel) sg: ([f32; 2], DerivativeRef<'a>),
     /// The batch row.
     pub(in crate::kernel) b: usize,
-    /// The row's recomputed membranes and currents (see [`recompute_row`]).
-    pub(in crate::kernel) us: &'a [f32],
-    pub(in crate::kernel) syns: &'a [f32],
+    /// The row's recomputed membranes and currents (see [`recompute_row`]): row t holds
+    /// `U[t − 1]` (and `I_syn[t − 1]`).
+    pub(in crate::kernel) us: Rows<'a>,
+    pub(in crate::kernel) syns: Rows<'a>,
     /// Upstream gradients of the spikes and (`None`: zero) the membranes.
     pub(in crate::kernel) g_s: Rows<'a>,
     pub(in crate::kernel) g_u: Option<Rows<'a>>,
@@ -231,12 +261,22 @@ impl Walk<'_> {
         &self,
         g_params: &mut [f32],
     ) {
+        self.neurons::<SYN, RESET, SG>(0..self.spec.features, g_params);
+    }
+
+    /// [`Walk::row`] for the neurons `range` only: blocks of [`LANES`], then one by one.
+    #[inline(always)]
+    pub(in crate::kernel) fn neurons<const SYN: bool, const RESET: u8, const SG: u8>(
+        &self,
+        range: std::ops::Range<usize>,
+        g_params: &mut [f32],
+    ) {
         let n = self.spec.features;
         let (g_alpha, rest) = g_params.split_at_mut(if SYN { n } else { 0 });
         let (g_beta, g_theta) = rest.split_at_mut(n);
-        let mut i = 0;
-        while i < n {
-            let lanes = if i + LANES <= n { LANES } else { 1 };
+        let mut i = range.start;
+        while i < range.end {
+            let lanes = if i + LANES <= range.end { LANES } else { 1 };
             let r = i..i + lanes;
             let g = [
                 if SYN {
@@ -272,7 +312,6 @@ impl Walk<'_> {
     ) {
         let (spec, p, (k, custom)) = (self.spec, self.p, self.sg);
         let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
-        let at = |v: &[f32], row: usize| lanes::<L>(&v[row * n + i..]);
         let (beta, theta) = (lanes::<L>(&p.beta[i..]), lanes::<L>(&p.theta[i..]));
         let alpha = if SYN {
             lanes::<L>(&p.alpha[i..])
@@ -292,16 +331,18 @@ impl Walk<'_> {
             None => ([0.0; L], [0.0; L]),
         };
         // `us` holds U[−1], U[0], …: U[t] is its row t + 1.
-        let mut u_t = at(self.us, t_n);
+        let mut u_t = self.us.lanes::<L>(t_n, i);
         // Each step reads one line of a time-major array whose rows are far apart (a page
         // or more for wide layers), which no hardware prefetcher follows: fetch the next
         // block's line of the same row while this block walks.
         let ahead = i + L < n;
         for t in (0..t_n).rev() {
             if ahead {
-                prefetch(&self.g_s.row(t, n)[i + L]);
-                if let Some(rows) = &self.g_u {
-                    prefetch(&rows.row(t, n)[i + L]);
+                if let Some(next) = self.g_s.at(t, i + L) {
+                    prefetch(next);
+                }
+                if let Some(next) = self.g_u.and_then(|rows| rows.at(t, i + L)) {
+                    prefetch(next);
                 }
                 if !spec.static_input {
                     // A store to a line not in cache waits for the line too.
@@ -309,14 +350,18 @@ impl Walk<'_> {
                     prefetch(unsafe { &self.g_input.row(t * b_n + self.b, n)[i + L] });
                 }
             }
-            let u_prev = at(self.us, t);
+            let u_prev = self.us.lanes::<L>(t, i);
             let step_in = StepIn {
                 u_t,
                 u_prev,
-                syn_prev: if SYN { at(self.syns, t) } else { [0.0; L] },
-                g_s: lanes::<L>(&self.g_s.row(t, n)[i..]),
+                syn_prev: if SYN {
+                    self.syns.lanes::<L>(t, i)
+                } else {
+                    [0.0; L]
+                },
+                g_s: self.g_s.lanes::<L>(t, i),
                 g_u: match &self.g_u {
-                    Some(rows) => lanes::<L>(&rows.row(t, n)[i..]),
+                    Some(rows) => rows.lanes::<L>(t, i),
                     None => [0.0; L],
                 },
                 end_u,

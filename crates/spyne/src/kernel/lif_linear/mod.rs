@@ -4,9 +4,14 @@
 //! layer's current `I'[t] = S[t]·W` (M dot products of length N, on the spikes still in
 //! cache). Backward: per row, recompute the membranes, then walk time backwards with
 //! `∂L/∂S[t] = ∂L/∂I'[t]·Wᵀ` and `∂L/∂Wᵀ += ∂L/∂I'[t] ⊗ S[t]`. Nothing of size `T × B × N`
-//! is ever stored. The loops are dense and branch-free: with ~20 % of neurons firing at
-//! random, a sparse "add the rows that fired" loop costs more in mispredicted branches than
-//! the multiply-adds it saves.
+//! is ever stored.
+//!
+//! Here a task's products run as GEMMs over all its rows and steps. A Linear of at most 16
+//! outputs (a classifier's last layer) takes [`narrow`] instead on AVX-512, where a row of W
+//! is one register.
+
+#[cfg(target_arch = "x86_64")]
+mod narrow;
 
 use rayon::prelude::*;
 
@@ -45,6 +50,16 @@ pub fn forward(
     let p = split_params(spec, params);
     let mut out = vec![0.0f32; output_len(spec, m)];
     let ptr = Shared(out.as_mut_ptr());
+    #[cfg(target_arch = "x86_64")]
+    if narrow::applies(m) {
+        let w = narrow::padded_rows(w, m);
+        tasks(spec.batch).into_par_iter().for_each(|rows| {
+            use narrow::forward_rows as narrow_rows;
+            // SAFETY: `applies` checked that the CPU has AVX-512F and POPCNT.
+            unsafe { monomorphize!(spec, narrow_rows(spec, input, p, init, (&w, m), rows, ptr)) }
+        });
+        return out;
+    }
     tasks(spec.batch).into_par_iter().for_each(|rows| {
         monomorphize!(spec, forward_rows(spec, input, p, init, (w, m), rows, ptr));
     });
@@ -154,10 +169,19 @@ pub fn backward(
         },
     };
     let rows = spec.kind.param_rows() * n;
+    #[cfg(target_arch = "x86_64")]
+    let narrow_path = narrow::applies(m);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = tasks(spec.batch)
         .into_par_iter()
         .map(|r| {
             let (mut g_params, mut g_wt) = (vec![0.0f32; rows], vec![0.0f32; n * m]);
+            #[cfg(target_arch = "x86_64")]
+            if narrow_path {
+                use narrow::backward_task as narrow_task;
+                // SAFETY: `applies` checked that the CPU has AVX-512F and POPCNT.
+                unsafe { monomorphize!(spec, narrow_task(&task, r, &mut g_params, &mut g_wt)) };
+                return (g_params, g_wt);
+            }
             monomorphize!(spec, backward_task(&task, r, &mut g_params, &mut g_wt));
             (g_params, g_wt)
         })
@@ -234,9 +258,10 @@ multiversion! {
             matmul((g_s, (n, 1)), false, (g_out, (m, 1)), (wt, (n, 1)), [tr, n, m]);
             matmul((g_wt, (n, 1)), true, (g_out, (1, m)), (s, (n, 1)), [m, n, tr]);
             for (r, b) in rows.enumerate() {
-                let g_s = Rows { data: g_s, stride: rn * n, offset: r * n };
+                let g_s = Rows::new(g_s, rn * n, r * n);
                 let syns = if SYN { &syns[r * per_row..(r + 1) * per_row] } else { &syns[..0] };
                 let us = &us[r * per_row..(r + 1) * per_row];
+                let (us, syns) = (Rows::new(us, n, 0), Rows::new(syns, n, 0));
                 let walk = Walk { spec, p, sg: (k, custom), b, us, syns, g_s, g_u: None, g_input, state };
                 walk.row::<SYN, RESET, SG>(g_params);
             }
