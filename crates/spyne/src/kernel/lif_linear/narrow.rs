@@ -3,15 +3,16 @@
 //!
 //! The general path ([`super`]) gathers a task's spikes over time and runs two GEMMs with the
 //! Linear's width as one of their sizes. At 10 outputs gemm spends as long packing as
-//! multiplying, and the `[T·rows, N]` spikes and spike gradients (6 MB per task for tutorial
-//! 5) go out to memory and back. Here a row of W (M ≤ 16 floats) is one register, and every
-//! product runs on one batch row at a time:
+//! multiplying, and the `[T·rows, N]` spikes and spike gradients are written whole and read
+//! back. Here a row of W (M ≤ 16 floats) is one register, and every product runs on one
+//! batch row at a time:
 //! - forward, after each step's neuron update: `I'[t] = Σ_{j fired} W[j]`, one vector add per
 //!   spike (the spikes are never stored; a fifth of the neurons fire);
 //! - backward, per block of 16 neurons: `∂L/∂S[t] = ∂L/∂I'[t]·Wᵀ` with the block's M vectors
 //!   of Wᵀ in registers, into a `[T, 16]` buffer that the walk back in time then reads from
-//!   L1; and per step `∂L/∂W[j] += ∂L/∂I'[t]` for each neuron j that fired, from the
-//!   recomputed membranes.
+//!   L1; and `∂L/∂Wᵀ[k] += Σ_t ∂L/∂I'[t][k]·S[t]` with the block's M sums in registers over
+//!   the steps, one masked add each per step (adding `∂L/∂I'[t]` to a row per spike, as the
+//!   forward does, measured slower: each is a load, an add and a store).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -38,7 +39,7 @@ pub(super) fn applies(m: usize) -> bool {
         && std::arch::is_x86_feature_detected!("popcnt")
 }
 
-/// One row of W or of its gradient, padded with zeros to a register, on its own cache line.
+/// One row of W, padded with zeros to a register, on its own cache line.
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
 pub(super) struct Row([f32; LANES]);
@@ -102,7 +103,7 @@ fn first(m: usize) -> __mmask16 {
 #[inline(always)]
 fn firing(u: &[f32], theta: &[f32], idx: &mut [u32]) -> (usize, bool) {
     let n = theta.len();
-    assert!(u.len() == n && idx.len() >= n + LANES);
+    assert!(u.len() == n && idx.len() >= n + LANES && n <= i32::MAX as usize);
     let (mut count, mut nan) = (0usize, 0u16);
     // SAFETY: the CPU has AVX-512F (the callers' target features); the masked lanes lie inside
     // `u` and `theta`, and each store of 16 indices starts at `count ≤ j`, inside `idx`'s
