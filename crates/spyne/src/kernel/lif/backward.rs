@@ -133,8 +133,7 @@ multiversion! {
             recompute_row::<SYN, RESET>(spec, p, input, state.init, b, &mut us, &mut syns, &mut syn);
             let g_s = Rows::new(grad, b_n * n, b * n);
             let g_u = spec.mems.then_some(Rows::new(grad, b_n * n, t_n * b_n * n + b * n));
-            let (us, syns) = (Rows::new(&us, n, 0), Rows::new(&syns, n, 0));
-            let walk = Walk { spec, p, sg: (k, custom), b, us, syns, g_s, g_u, g_input, state };
+            let walk = Walk { spec, p, sg: (k, custom), b, us: &us, syns: &syns, g_s, g_u, g_input, state };
             walk.row::<SYN, RESET, SG>(g_params);
         }
     }
@@ -237,10 +236,9 @@ pub(in crate::kernel) struct Walk<'a> {
     pub(in crate::kernel) sg: ([f32; 2], DerivativeRef<'a>),
     /// The batch row.
     pub(in crate::kernel) b: usize,
-    /// The row's recomputed membranes and currents (see [`recompute_row`]): row t holds
-    /// `U[t − 1]` (and `I_syn[t − 1]`).
-    pub(in crate::kernel) us: Rows<'a>,
-    pub(in crate::kernel) syns: Rows<'a>,
+    /// The row's recomputed membranes and currents (see [`recompute_row`]).
+    pub(in crate::kernel) us: &'a [f32],
+    pub(in crate::kernel) syns: &'a [f32],
     /// Upstream gradients of the spikes and (`None`: zero) the membranes.
     pub(in crate::kernel) g_s: Rows<'a>,
     pub(in crate::kernel) g_u: Option<Rows<'a>>,
@@ -312,6 +310,7 @@ impl Walk<'_> {
     ) {
         let (spec, p, (k, custom)) = (self.spec, self.p, self.sg);
         let (t_n, b_n, n) = (spec.steps, spec.batch, spec.features);
+        let at = |v: &[f32], row: usize| lanes::<L>(&v[row * n + i..]);
         let (beta, theta) = (lanes::<L>(&p.beta[i..]), lanes::<L>(&p.theta[i..]));
         let alpha = if SYN {
             lanes::<L>(&p.alpha[i..])
@@ -331,7 +330,7 @@ impl Walk<'_> {
             None => ([0.0; L], [0.0; L]),
         };
         // `us` holds U[−1], U[0], …: U[t] is its row t + 1.
-        let mut u_t = self.us.lanes::<L>(t_n, i);
+        let mut u_t = at(self.us, t_n);
         // Each step reads one line of a time-major array whose rows are far apart (a page
         // or more for wide layers), which no hardware prefetcher follows: fetch the next
         // block's line of the same row while this block walks.
@@ -350,15 +349,11 @@ impl Walk<'_> {
                     prefetch(unsafe { &self.g_input.row(t * b_n + self.b, n)[i + L] });
                 }
             }
-            let u_prev = self.us.lanes::<L>(t, i);
+            let u_prev = at(self.us, t);
             let step_in = StepIn {
                 u_t,
                 u_prev,
-                syn_prev: if SYN {
-                    self.syns.lanes::<L>(t, i)
-                } else {
-                    [0.0; L]
-                },
+                syn_prev: if SYN { at(self.syns, t) } else { [0.0; L] },
                 g_s: self.g_s.lanes::<L>(t, i),
                 g_u: match &self.g_u {
                     Some(rows) => rows.lanes::<L>(t, i),

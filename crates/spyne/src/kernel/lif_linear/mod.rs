@@ -261,7 +261,6 @@ multiversion! {
                 let g_s = Rows::new(g_s, rn * n, r * n);
                 let syns = if SYN { &syns[r * per_row..(r + 1) * per_row] } else { &syns[..0] };
                 let us = &us[r * per_row..(r + 1) * per_row];
-                let (us, syns) = (Rows::new(us, n, 0), Rows::new(syns, n, 0));
                 let walk = Walk { spec, p, sg: (k, custom), b, us, syns, g_s, g_u: None, g_input, state };
                 walk.row::<SYN, RESET, SG>(g_params);
             }

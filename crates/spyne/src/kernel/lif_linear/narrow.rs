@@ -259,8 +259,8 @@ fn backward_rows<const SYN: bool, const RESET: u8, const SG: u8>(
                     p,
                     sg: (k, custom),
                     b,
-                    us: Rows::new(us, n, 0),
-                    syns: Rows::new(syns, n, 0),
+                    us,
+                    syns,
                     g_s: Rows {
                         data: g_s,
                         stride: LANES,
