@@ -174,7 +174,7 @@ impl<'a> Rows<'a> {
         lanes::<L>(&self.data[self.offset + t * self.stride + i - self.lane0..])
     }
 
-    /// Neuron `i` of row `t`, if the rows hold it.
+    /// Neuron `i` of row `t`, for a prefetch: `None` past a block's compact rows or the data.
     #[inline(always)]
     fn at(&self, t: usize, i: usize) -> Option<&'a f32> {
         let lane = i.checked_sub(self.lane0).filter(|&l| l < self.stride)?;
