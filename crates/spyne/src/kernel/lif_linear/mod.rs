@@ -56,7 +56,12 @@ pub fn forward(
         tasks(spec.batch).into_par_iter().for_each(|rows| {
             use narrow::forward_rows as narrow_rows;
             // SAFETY: `applies` checked that the CPU has AVX-512F and POPCNT.
-            unsafe { monomorphize!(spec, narrow_rows(spec, input, p, init, (&w, m), rows, ptr)) }
+            unsafe {
+                monomorphize!(
+                    spec,
+                    narrow_rows(spec, input, p, init, (&w[..], m), rows, ptr)
+                )
+            }
         });
         return out;
     }

@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::super::buffer::Shared;
+use super::super::buffer::{Aligned, Shared};
 use super::super::dense::{give_back_scratch, take_scratch};
 use super::super::lif::{
     input_row, load_state, recompute_row, step_row, store_state, Params, Rows, Walk,
@@ -39,20 +39,14 @@ pub(super) fn applies(m: usize) -> bool {
         && std::arch::is_x86_feature_detected!("popcnt")
 }
 
-/// One row of W, padded with zeros to a register, on its own cache line.
-#[derive(Clone, Copy, Default)]
-#[repr(C, align(64))]
-pub(super) struct Row([f32; LANES]);
-
-/// W, `[N, M]` row-major, as N padded rows.
-pub(super) fn padded_rows(w: &[f32], m: usize) -> Vec<Row> {
-    w.chunks_exact(m)
-        .map(|src| {
-            let mut row = Row::default();
-            row.0[..m].copy_from_slice(src);
-            row
-        })
-        .collect()
+/// W, `[N, M]` row-major, as N rows padded with zeros to a register, each on its own cache
+/// line (`[N, 16]`).
+pub(super) fn padded_rows(w: &[f32], m: usize) -> Aligned {
+    let mut rows = Aligned::zeroed(w.len() / m * LANES);
+    for (dst, src) in rows.chunks_exact_mut(LANES).zip(w.chunks_exact(m)) {
+        dst[..m].copy_from_slice(src);
+    }
+    rows
 }
 
 /// Calls `$go::<M>(…)` with the Linear's width `$m` (1 to [`MAX_OUT`]) as a constant, so that
@@ -84,11 +78,7 @@ macro_rules! by_width {
 /// The mask of the real lanes of the block of neurons starting at `j` (of `n`).
 #[inline(always)]
 fn lanes(n: usize, j: usize) -> __mmask16 {
-    if n - j >= LANES {
-        0xFFFF
-    } else {
-        (1u16 << (n - j)) - 1
-    }
+    first((n - j).min(LANES))
 }
 
 /// The mask of a row's first `m` lanes.
@@ -138,7 +128,7 @@ pub(super) fn forward_rows<const SYN: bool, const RESET: u8>(
     input: &[f32],
     p: Params,
     init: &[f32],
-    (w, m): (&[Row], usize),
+    (w, m): (&[f32], usize),
     rows: Range<usize>,
     out: Shared,
 ) {
@@ -165,16 +155,22 @@ pub(super) fn forward_rows<const SYN: bool, const RESET: u8>(
     }
 }
 
-/// `dst = Σ_{j fired} W[j]` for the spikes `H(u − θ)` of one row at one step. A NaN membrane
-/// makes every output NaN, as its NaN spike does in the dense product.
+/// `dst = Σ_{j fired} W[j]` for the spikes `H(u − θ)` of one row at one step, W as
+/// [`padded_rows`]. A NaN membrane makes every output NaN, as its NaN spike does in the dense
+/// product.
 #[inline]
 #[target_feature(enable = "avx512f,popcnt")]
-fn currents(u: &[f32], theta: &[f32], w: &[Row], idx: &mut [u32], dst: &mut [f32]) {
-    assert!(w.len() == theta.len() && (1..=LANES).contains(&dst.len()));
+fn currents(u: &[f32], theta: &[f32], w: &[f32], idx: &mut [u32], dst: &mut [f32]) {
+    assert!(w.len() == theta.len() * LANES && (1..=LANES).contains(&dst.len()));
+    assert!(
+        (w.as_ptr() as usize).is_multiple_of(64),
+        "padded rows start on a cache line"
+    );
     let (count, nan) = firing(u, theta, idx);
     let row = |q: usize| {
-        // SAFETY: `firing` wrote `count` indices of neurons, each below `w.len()`.
-        unsafe { _mm512_load_ps(w.get_unchecked(*idx.get_unchecked(q) as usize).0.as_ptr()) }
+        // SAFETY: `firing` wrote `count` indices of neurons, each below `theta.len()`, so
+        // each row lies inside `w`, on a cache line (asserted above).
+        unsafe { _mm512_load_ps(w.as_ptr().add(*idx.get_unchecked(q) as usize * LANES)) }
     };
     // Four sums, so that the adds do not wait on each other.
     let mut acc = [_mm512_setzero_ps(); 4];
