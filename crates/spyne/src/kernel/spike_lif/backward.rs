@@ -6,7 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::columns::{add_columns, ChunkColumns};
-use super::walk::{lane_width, recompute, walk, Out, Scratch, Task};
+use super::walk::{lane_width, recompute, restore, walk, Out, Scratch, Task};
 use super::{
     lane_groups, neuron_blocks, transposed, LaneMajor, SpikeLifSpec, Weights, BLOCK, LANE_BLOCK,
 };
@@ -86,9 +86,16 @@ pub fn backward(
         .map(|r| vec![0.0; state_len(spec, r.len())])
         .collect();
     // Chunk by chunk from the last, every block in parallel: the index is transposed for
-    // one chunk at a time, so that its copy does not grow with T.
+    // one chunk at a time, so that its copy does not grow with T; the next chunk's while
+    // this one runs (alone, the transposition would keep one thread idle).
+    let mut next = spec
+        .chunks()
+        .checked_sub(1)
+        .map(|c| ChunkColumns::new(spec, c));
     for c in (0..spec.chunks()).rev() {
-        let columns = ChunkColumns::new(spec, c);
+        let columns = next
+            .take()
+            .expect("each chunk's columns are built before it");
         let task = Task {
             spec,
             w,
@@ -101,12 +108,15 @@ pub fn backward(
             columns: &columns,
             out,
         };
-        blocks
-            .par_iter()
-            .zip(states.par_iter_mut())
-            .for_each(|(r, state)| {
-                monomorphize!(lif, backward_task(&task, r.clone(), c, state));
-            });
+        let run = || {
+            blocks
+                .par_iter()
+                .zip(states.par_iter_mut())
+                .for_each(|(r, state)| {
+                    monomorphize!(lif, backward_task(&task, r.clone(), c, state));
+                })
+        };
+        next = rayon::join(|| c.checked_sub(1).map(|c| ChunkColumns::new(spec, c)), run).0;
     }
     g.w_out = transpose(&w_out_t_grad, m, n);
     if input_grad {
@@ -144,14 +154,17 @@ multiversion! {
         let lif = &spec.lif;
         let (b_n, w) = (lif.batch, r.len());
         let k_n = spec.index.cols();
-        let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
+        let per_b = spec.per_b();
         let syn_len = if SYN { b_n * per_b } else { 0 };
-        let len = b_n * per_b + syn_len;
+        // The membranes' slots, then one slot of zeros for the column sums, then `I_syn`'s.
+        let us_len = b_n * per_b + LANE_BLOCK;
+        let len = us_len + syn_len;
         // (From a cache line on: the sums read the membranes' slots as whole lines.)
         let mut buffer = take_scratch(len + 15);
         {
             let skip = buffer.as_ptr().align_offset(64);
-            let (us, syns) = buffer[skip..][..len].split_at_mut(b_n * per_b);
+            let (us, syns) = buffer[skip..][..len].split_at_mut(us_len);
+            us[b_n * per_b..].fill(0.0);
             let (du, rest) = state.split_at_mut(b_n * w);
             let (dsyn, rest) = rest.split_at_mut(b_n * w);
             let (carry, rest) = rest.split_at_mut(b_n * w);
@@ -161,7 +174,11 @@ multiversion! {
             for (n0, l0, width) in lane_groups(r.clone()) {
                 let at = (&r, n0, l0, c);
                 if width == LANE_BLOCK {
-                    recompute::<LANE_BLOCK, SYN, RESET>(task, at, &mut sc);
+                    if c + 1 == spec.chunks() && spec.tail_len() > 0 {
+                        restore::<SYN>(task, n0, &mut sc);
+                    } else {
+                        recompute::<LANE_BLOCK, SYN, RESET>(task, at, &mut sc);
+                    }
                     walk::<LANE_BLOCK, SYN, RESET, SG>(task, at, &mut sc);
                     let dw = &mut sc.dw[(n0 - r.start) * k_n..][..LANE_BLOCK * k_n];
                     add_columns(task.columns, sc.us, dw, task.lanes.avx512);

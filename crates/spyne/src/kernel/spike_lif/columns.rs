@@ -24,7 +24,7 @@ impl ChunkColumns {
     /// Transposes chunk `c` of `spec.index`.
     pub(super) fn new(spec: &SpikeLifSpec, c: usize) -> ChunkColumns {
         let (k_n, b_n) = (spec.index.cols(), spec.lif.batch);
-        let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
+        let per_b = spec.per_b();
         assert!(
             b_n * per_b <= u32::MAX as usize,
             "a chunk's slots fit in u32 offsets"
@@ -67,18 +67,22 @@ impl ChunkColumns {
 
 /// `dw[k·L..(k + 1)·L] += Σ us[slot..slot + L]` over the slots of input `k` in the chunk,
 /// for every input (`L` = [`LANE_BLOCK`]): `dw` is one full lane block's `[K, L]` columns of
-/// `∂L/∂W_in`, and `us` holds the lane block's `δ` of the chunk in its slots. Each sum runs
-/// as `(s₀ + s₁) + (s₂ + s₃)`, `s_i` adding the slots `i, i + 4, …` in order.
+/// `∂L/∂W_in`, and `us` holds the lane block's `δ` of the chunk in its slots, then `L`
+/// zeros. Each sum runs as `(s₀ + s₁) + (s₂ + s₃)`, `s_i` adding the slots `i, i + 4, …` in
+/// order.
 pub(super) fn add_columns(cols: &ChunkColumns, us: &[f32], dw: &mut [f32], avx512: bool) {
     const L: usize = LANE_BLOCK;
     assert!(dw.len() >= cols.k * L, "one lane block of weight rows");
     #[cfg(target_arch = "x86_64")]
     if avx512 {
+        let zero = us.len() - L;
+        assert!(us[zero..].iter().all(|&v| v.to_bits() == 0), "a slot of +0");
         debug_assert!(cols.slots.iter().all(|&s| s as usize + L <= us.len()));
         // SAFETY: the CPU has AVX-512F (the caller checked); every slot's `L` floats lie in
         // `us` (the slots are built for the scratch's layout, which holds every batch row's
-        // chunk); `dw` holds K rows of `L` floats (asserted above).
-        unsafe { x86::add_columns(cols, us.as_ptr(), dw.as_mut_ptr()) };
+        // chunk), and so does the slot of zeros at `zero` (checked above); `dw` holds K rows
+        // of `L` floats (asserted above).
+        unsafe { x86::add_columns(cols, us.as_ptr(), zero as u32, dw.as_mut_ptr()) };
         return;
     }
     let _ = avx512;
@@ -118,10 +122,10 @@ mod x86 {
     /// [`super::add_columns`] on AVX-512 (one function, so that the per-input sums inline).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; 16 floats are readable from `us` at every slot of `cols`, and
-    /// `dw` holds K rows of 16 floats.
+    /// The CPU has AVX-512F; 16 floats are readable from `us` at every slot of `cols` and at
+    /// `zero`, those at `zero` +0; `dw` holds K rows of 16 floats.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn add_columns(cols: &ChunkColumns, us: *const f32, dw: *mut f32) {
+    pub(super) unsafe fn add_columns(cols: &ChunkColumns, us: *const f32, zero: u32, dw: *mut f32) {
         for k in 0..cols.k {
             let slots = cols.column(k);
             if slots.is_empty() {
@@ -130,7 +134,7 @@ mod x86 {
             // SAFETY: every slot's floats are readable, and row k of `dw` holds 16 floats
             // (the caller's contract).
             unsafe {
-                let s = gather_sum(us, slots, 1);
+                let s = gather_sum(us, slots, zero, 1);
                 let dst = dw.add(k * 16);
                 _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), s));
             }

@@ -36,12 +36,16 @@ struct Chunk<'a> {
     /// The state between chunks, `[S, B, N]`.
     state: Shared,
     out: Shared,
+    /// In the last chunk, where its states are kept for the backward pass
+    /// ([`SpikeLifSpec::tail_len`]).
+    tail: Option<Shared>,
 }
 
 /// Forward: the flat output ([`SpikeLifSpec::output_len`]) and, when `checkpoints`, the
-/// state at the start of every chunk ([`SpikeLifSpec::checkpoint_len`]) for the backward
-/// pass. Chunk by chunk: every block of neurons over the chunk's steps and rows in
-/// parallel, then (with an output layer) the chunk's currents.
+/// state at the start of every chunk and the last chunk's states
+/// ([`SpikeLifSpec::checkpoint_len`]) for the backward pass. Chunk by chunk: every block of
+/// neurons over the chunk's steps and rows in parallel, and meanwhile (with an output
+/// layer) the previous chunk's currents.
 pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>, Vec<f32>) {
     let lif = &spec.lif;
     let (b_n, n) = (lif.batch, lif.features);
@@ -65,7 +69,18 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
     };
     let blocks = neuron_blocks(n);
     let p = split_params(lif, w.params);
-    for c in 0..spec.chunks() {
+    // The previous chunk's spikes, whose output currents are written while this chunk runs
+    // (alone, that sum would keep one thread idle).
+    let mut pending: Option<(Vec<Vec<Fired>>, Range<usize>)> = None;
+    let write = |pending: Option<(Vec<Vec<Fired>>, Range<usize>)>| {
+        if let Some((fired, steps)) = pending {
+            write_currents(spec, w.w_out, &fired, steps, out_ptr);
+        }
+    };
+    let chunks = spec.chunks();
+    let tail =
+        (checkpoints && spec.tail_len() > 0).then(|| Shared(ckpt[chunks * plane..].as_mut_ptr()));
+    for c in 0..chunks {
         if checkpoints {
             ckpt[c * plane..][..plane].copy_from_slice(&state);
         }
@@ -78,27 +93,33 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
             steps: &steps,
             state: Shared(state.as_mut_ptr()),
             out: out_ptr,
+            tail: if c + 1 == chunks { tail } else { None },
         };
-        let fired: Vec<Vec<Fired>> = blocks
-            .par_iter()
-            .map(|r| {
-                let mut fired = Vec::new();
-                for (n0, l0, width) in lane_groups(r.clone()) {
-                    let at = (n0, l0, &mut fired);
-                    if width == LANE_BLOCK {
-                        // (The macro takes literals: 16 is `LANE_BLOCK`, asserted with it.)
-                        monomorphize!(lif, forward_lanes::<16>(&chunk, at));
-                    } else {
-                        monomorphize!(lif, forward_lanes::<1>(&chunk, at));
+        let run = || -> Vec<Vec<Fired>> {
+            blocks
+                .par_iter()
+                .map(|r| {
+                    let mut fired = Vec::new();
+                    for (n0, l0, width) in lane_groups(r.clone()) {
+                        let at = (n0, l0, &mut fired);
+                        if width == LANE_BLOCK {
+                            // (The macro takes literals: 16 is `LANE_BLOCK`, asserted with it.)
+                            monomorphize!(lif, forward_lanes::<16>(&chunk, at));
+                        } else {
+                            monomorphize!(lif, forward_lanes::<1>(&chunk, at));
+                        }
                     }
-                }
-                fired
-            })
-            .collect();
+                    fired
+                })
+                .collect()
+        };
+        // (Without an output layer the tasks write the output themselves: nothing pends.)
+        let ((), fired) = rayon::join(|| write(pending.take()), run);
         if spec.outputs.is_some() {
-            write_currents(spec, w.w_out, &fired, steps, out_ptr);
+            pending = Some((fired, steps));
         }
     }
+    write(pending);
     if lif.final_state {
         // The state planes follow the currents, or the spike and membrane planes.
         let at = match spec.outputs {
@@ -125,7 +146,7 @@ fn forward_lanes<const L: usize, const SYN: bool, const RESET: u8>(
 
 multiversion! {
     fn forward_body<L: usize, SYN: bool, RESET: u8>(chunk: &Chunk, n0: usize, l0: usize, fired: &mut Vec<Fired>) {
-        let Chunk { spec, lanes, w, p, steps, state, out } = *chunk;
+        let Chunk { spec, lanes, w, p, steps, state, out, tail } = *chunk;
         let lif = &spec.lif;
         let (b_n, n) = (lif.batch, lif.features);
         let j = n0 + l0;
@@ -134,6 +155,19 @@ multiversion! {
         let u_row = if SYN { 1 } else { 0 };
         // Lanes j.. of state row k, batch row b (state rows: [U], or [I_syn, U]).
         let at = |k: usize, b: usize| (k * b_n + b) * n + j;
+        // A full lane block's kept states: its membranes' slots for every batch row, then
+        // its synaptic currents'.
+        let per_b = spec.per_b();
+        let kept: &mut [f32] = match &tail {
+            Some(tail) if L == LANE_BLOCK => {
+                let len = spec.tail_block_len();
+                // SAFETY: the lane block's share of the kept states belongs to this task.
+                unsafe { tail.at(n0 / LANE_BLOCK * len, len) }
+            }
+            _ => &mut [],
+        };
+        let row_len = if kept.is_empty() { 0 } else { per_b };
+        let (kept_u, kept_syn) = kept.split_at_mut(b_n * row_len);
         for b in 0..b_n {
             let (mut u, mut syn, mut cur) = ([0.0f32; L], [0.0f32; L], [0.0f32; L]);
             // SAFETY: lanes j.. of every state row belong to this task alone.
@@ -143,24 +177,38 @@ multiversion! {
                     syn.copy_from_slice(state.at(at(0, b), L));
                 }
             }
+            let keep_u = &mut kept_u[b * row_len..][..row_len];
+            let keep_syn = if SYN { &mut kept_syn[b * row_len..][..row_len] } else { &mut [][..] };
+            keep(keep_u, 0, &u);
+            if SYN {
+                keep(keep_syn, 0, &syn);
+            }
             for t in steps.clone() {
                 current::<L>(spec, lanes, (w.b_in, j), t * b_n + b, &mut cur);
                 step_row::<SYN, RESET>(pb, &cur, &mut u, &mut syn);
-                let mut s = [0.0f32; L];
-                for ((s, &u), &th) in s.iter_mut().zip(&u).zip(pb.theta) {
-                    *s = spike(u - th);
+                let i = t - steps.start + 1;
+                keep(keep_u, i, &u);
+                if SYN {
+                    keep(keep_syn, i, &syn);
                 }
                 if spec.outputs.is_some() {
-                    // Most rows are silent: one test of the lanes' bits, then the lanes.
-                    if s.iter().fold(0u32, |a, v| a | v.to_bits()) != 0 {
+                    // The lanes that fired (or hold NaN) as bits, then one pass over the set
+                    // bits: a test per lane would mispredict on every row that fires.
+                    let mut bits = fired_bits::<L>(&u, pb.theta, lanes.avx512());
+                    if bits != 0 {
                         let row = ((t - steps.start) * b_n + b) as u32;
-                        for (l, &value) in s.iter().enumerate() {
-                            if value != 0.0 {
-                                fired.push(Fired { row, neuron: (j + l) as u32, value });
-                            }
+                        while bits != 0 {
+                            let l = bits.trailing_zeros() as usize;
+                            bits &= bits - 1;
+                            let value = spike(u[l] - pb.theta[l]);
+                            fired.push(Fired { row, neuron: (j + l) as u32, value });
                         }
                     }
                     continue;
+                }
+                let mut s = [0.0f32; L];
+                for ((s, &u), &th) in s.iter_mut().zip(&u).zip(pb.theta) {
+                    *s = spike(u - th);
                 }
                 // SAFETY: lanes j.. of row (t, b) of the spike and membrane planes belong to
                 // this task alone.
@@ -180,6 +228,31 @@ multiversion! {
             }
         }
     }
+}
+
+/// Slot `i` of a batch row's kept states (`slots` empty: none kept).
+#[inline(always)]
+fn keep<const L: usize>(slots: &mut [f32], i: usize, x: &[f32; L]) {
+    if !slots.is_empty() {
+        slots[i * L..][..L].copy_from_slice(x);
+    }
+}
+
+/// Bit `l` set where lane `l` fired or its membrane is NaN (`U − θ` not `≤ 0`).
+#[inline(always)]
+fn fired_bits<const L: usize>(u: &[f32; L], theta: &[f32], avx512: bool) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if L == LANE_BLOCK && avx512 {
+        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`); `u` and `theta` hold 16 floats.
+        return unsafe { x86::fired_bits16(u.as_ptr(), theta[..L].as_ptr()) };
+    }
+    let _ = avx512;
+    let mut bits = 0u32;
+    for (l, (&u, &th)) in u.iter().zip(theta).enumerate() {
+        let x = u - th;
+        bits |= u32::from(x > 0.0 || x.is_nan()) << l;
+    }
+    bits
 }
 
 /// The output layer's currents for one chunk, `I'[t, b] = S[t, b]·W_out`: the output weight
@@ -219,5 +292,30 @@ fn write_currents(
         for (d, &w) in d.iter_mut().zip(&w_out[f.neuron as usize * m..][..m]) {
             *d += f.value * w;
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// [`super::fired_bits`] for 16 lanes: two compares and two sign masks (the compiler
+    /// splits the portable loop into pieces of several widths). Halves of 8, as the
+    /// compiler writes the membranes just before: one 16-lane load of two 8-lane stores
+    /// would wait for both to retire.
+    ///
+    /// # Safety
+    /// The CPU has AVX (implied by AVX-512F); `u` and `theta` point at 16 floats each.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn fired_bits16(u: *const f32, theta: *const f32) -> u32 {
+        let half = |i: usize| {
+            // SAFETY: both hold 16 floats (the caller's contract).
+            let x =
+                unsafe { _mm256_sub_ps(_mm256_loadu_ps(u.add(i)), _mm256_loadu_ps(theta.add(i))) };
+            // Not (x ≤ 0), unordered included: fired, or NaN.
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(x, _mm256_setzero_ps())) as u32
+        };
+        half(0) | half(8) << 8
     }
 }

@@ -62,6 +62,12 @@ const SPARSE_OUTPUT_DENSITY: f32 = 0.15;
 /// chunk, for the whole batch: 256 KB, so that a chunk stays in L2.
 const CHUNK_FLOATS: usize = 1 << 16;
 
+/// At most this many floats (16 MB) of the last chunk's membranes (and synaptic currents)
+/// are kept by the forward pass, so that the backward pass, which starts there, need not
+/// recompute that chunk: a quarter of the recomputation at 500 steps, all of it within one
+/// chunk. Wider layers recompute it.
+const TAIL_FLOATS: usize = 1 << 22;
+
 /// One call of the op.
 #[derive(Debug, Clone)]
 pub struct SpikeLifSpec {
@@ -116,10 +122,37 @@ impl SpikeLifSpec {
     }
 
     /// Floats of the checkpoints the forward pass keeps for the backward pass: the state at
-    /// the start of every chunk, `[chunks, S, B, N]`.
+    /// the start of every chunk, `[chunks, S, B, N]`, then the last chunk's
+    /// ([`SpikeLifSpec::tail_len`]).
     pub fn checkpoint_len(&self) -> usize {
         let l = &self.lif;
-        self.chunks() * l.kind.state_rows() * l.batch * l.features
+        self.chunks() * l.kind.state_rows() * l.batch * l.features + self.tail_len()
+    }
+
+    /// Floats per batch row of a lane block's slots for one chunk: the state before it, then
+    /// after each of its steps, `LANE_BLOCK` each.
+    pub(super) fn per_b(&self) -> usize {
+        (self.chunk_len() + 1) * LANE_BLOCK
+    }
+
+    /// Floats the forward pass keeps of the last chunk per full lane block: its membranes'
+    /// slots for every batch row, `[B, per_b]` (then its synaptic currents', the same),
+    /// as the backward pass's scratch lays them out. 0 when they are not kept
+    /// ([`TAIL_FLOATS`]).
+    pub(super) fn tail_block_len(&self) -> usize {
+        let l = &self.lif;
+        let block = l.kind.state_rows() * l.batch * self.per_b();
+        if block * (l.features / LANE_BLOCK) > TAIL_FLOATS {
+            0
+        } else {
+            block
+        }
+    }
+
+    /// Floats of the last chunk's states kept for every full lane block (the narrow last
+    /// lanes recompute theirs): `[N / LANE_BLOCK, tail_block_len]`.
+    pub(super) fn tail_len(&self) -> usize {
+        self.tail_block_len() * (self.lif.features / LANE_BLOCK)
     }
 
     /// The steps of chunk `c`.
@@ -145,9 +178,10 @@ pub struct Weights<'a> {
 }
 
 /// `W_in` (`[K, N]`) rearranged lane block by lane block: the block of neurons `n0..` (`n0`
-/// a multiple of [`LANE_BLOCK`]) is `[K, width]` and contiguous, 45 KB for K = 700. Read in
-/// place, `W_in`'s rows are a power of two apart for common widths, and a few columns of
-/// each would thrash the cache sets.
+/// a multiple of [`LANE_BLOCK`]) is `[K + 1, width]` and contiguous, 45 KB for K = 700. Read
+/// in place, `W_in`'s rows are a power of two apart for common widths, and a few columns of
+/// each would thrash the cache sets. Row `K` of every block is zeros: the sums pad their
+/// last few terms with it instead of branching on how many are left.
 pub(super) struct LaneMajor {
     data: Aligned,
     k: usize,
@@ -159,13 +193,14 @@ pub(super) struct LaneMajor {
 impl LaneMajor {
     pub(super) fn new(w_in: &[f32], k: usize, n: usize) -> LaneMajor {
         assert_eq!(w_in.len(), k * n, "input weights vs spike index width");
-        let mut data = Aligned::zeroed(k * n);
-        // (No rows, as for an absent output layer: nothing to lay out.)
-        data.par_chunks_mut((k * LANE_BLOCK).max(1))
+        let mut data = Aligned::zeroed((k + 1) * n);
+        // (No neurons, as for an absent output layer: nothing to lay out.)
+        data.par_chunks_mut((k + 1) * LANE_BLOCK)
             .enumerate()
             .for_each(|(j, dst)| {
                 let (n0, width) = (j * LANE_BLOCK, LANE_BLOCK.min(n - j * LANE_BLOCK));
-                for (kk, row) in dst.chunks_exact_mut(width).enumerate() {
+                // (The last row stays zero.)
+                for (kk, row) in dst.chunks_exact_mut(width).take(k).enumerate() {
                     row.copy_from_slice(&w_in[kk * n + n0..][..width]);
                 }
             });
@@ -182,7 +217,7 @@ impl LaneMajor {
     pub(super) fn lanes(&self, n0: usize, l0: usize) -> Lanes<'_> {
         let width = LANE_BLOCK.min(self.n - n0);
         Lanes {
-            w: &self.data[n0 * self.k..][..self.k * width],
+            w: &self.data[n0 * (self.k + 1)..][..(self.k + 1) * width],
             stride: width,
             l0,
             avx512: self.avx512,
@@ -190,7 +225,8 @@ impl LaneMajor {
     }
 }
 
-/// Some lanes of one lane block of [`LaneMajor`]: row `k` of lane `l` at `k·stride + l0 + l`.
+/// Some lanes of one lane block of [`LaneMajor`]: row `k` of lane `l` at `k·stride + l0 + l`
+/// (row `K` zeros).
 #[derive(Clone, Copy)]
 pub(super) struct Lanes<'a> {
     w: &'a [f32],
@@ -270,14 +306,13 @@ fn sum_rows<const L: usize>(lanes: Lanes, active: &[u32], cur: &mut [f32; L]) {
     debug_assert!(lanes.l0 + L <= lanes.stride);
     #[cfg(target_arch = "x86_64")]
     if L == LANE_BLOCK && lanes.stride == LANE_BLOCK && lanes.avx512 {
-        debug_assert!(active
-            .iter()
-            .all(|&k| (k as usize) < lanes.w.len() / LANE_BLOCK));
+        let zero = lanes.w.len() / LANE_BLOCK - 1;
+        debug_assert!(active.iter().all(|&k| (k as usize) < zero));
         // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`). The index's entries are below
-        // its width (it is built so), and the block has that many rows of `LANE_BLOCK`
-        // floats (both passes build `LaneMajor` with the index's width), so every read is
-        // inside `w`; `cur` holds `LANE_BLOCK` floats.
-        unsafe { x86::sum16(lanes.w.as_ptr(), active, cur.as_mut_ptr()) };
+        // its width (it is built so), and the block has one more row of `LANE_BLOCK` floats
+        // (both passes build `LaneMajor` with the index's width), the last of them zeros, so
+        // every read is inside `w`; `cur` holds `LANE_BLOCK` floats.
+        unsafe { x86::sum16(lanes.w.as_ptr(), active, zero as u32, cur.as_mut_ptr()) };
         return;
     }
     let at = |k: u32| -> &[f32; L] {
@@ -340,14 +375,21 @@ mod x86 {
 
     /// `Σ base[x·scale..x·scale + 16]` over `at`, summed as `(s₀ + s₁) + (s₂ + s₃)` where
     /// `s_i` adds the entries `i, i + 4, …` in order (the order of the portable sums in both
-    /// passes).
+    /// passes). The remainder of up to three terms is padded to three with the zeros at
+    /// `zero` (no sum is −0, so adding +0 changes nothing): a branch on how many are left
+    /// would mispredict on most calls.
     ///
     /// # Safety
     /// The CPU has AVX-512F; 16 floats are readable from `base` at `x·scale` for every `x`
-    /// in `at`.
+    /// in `at` and for `zero`, and those at `zero` are +0.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn gather_sum(base: *const f32, at: &[u32], scale: usize) -> __m512 {
+    pub(super) unsafe fn gather_sum(
+        base: *const f32,
+        at: &[u32],
+        zero: u32,
+        scale: usize,
+    ) -> __m512 {
         // SAFETY (the closure's read): the row is readable (the caller's contract).
         let row = |x: u32| unsafe { _mm512_loadu_ps(base.add(x as usize * scale)) };
         let mut acc = [_mm512_setzero_ps(); 4];
@@ -358,11 +400,11 @@ mod x86 {
                 acc[i] = _mm512_add_ps(acc[i], row(q[i]));
             }
         }
-        // (Constant indices, so that the sums stay in registers.)
+        // (Constant indices, so that the sums stay in registers; the selects are
+        // conditional moves.)
         for i in 0..3 {
-            if i < rest.len() {
-                acc[i] = _mm512_add_ps(acc[i], row(rest[i]));
-            }
+            let x = if i < rest.len() { rest[i] } else { zero };
+            acc[i] = _mm512_add_ps(acc[i], row(x));
         }
         _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))
     }
@@ -370,12 +412,12 @@ mod x86 {
     /// [`super::sum_rows`] for one lane block: rows 16 floats apart from `w`.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; row `k` (16 floats) is readable for every `k` in `active`;
-    /// `cur` holds 16 floats.
+    /// The CPU has AVX-512F; row `k` (16 floats) is readable for every `k` in `active` and
+    /// for `zero`, which is zeros; `cur` holds 16 floats.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(super) unsafe fn sum16(w: *const f32, active: &[u32], cur: *mut f32) {
+    pub(super) unsafe fn sum16(w: *const f32, active: &[u32], zero: u32, cur: *mut f32) {
         // SAFETY: the rows are readable, and `cur` holds 16 floats (the caller's contract).
-        unsafe { _mm512_storeu_ps(cur, gather_sum(w, active, 16)) };
+        unsafe { _mm512_storeu_ps(cur, gather_sum(w, active, zero, 16)) };
     }
 }

@@ -42,8 +42,9 @@ pub(super) struct Task<'a> {
 /// One task's working memory.
 pub(super) struct Scratch<'a> {
     /// One lane group's recomputed `U[t0 − 1], U[t0], …, U[t1 − 1]` per batch row,
-    /// `(chunk + 1)·L` each. A full lane block's walk leaves each step's `δ[t, b]` in the
-    /// slot of `U[t]` once it is done with it, for [`super::columns::add_columns`].
+    /// `(chunk + 1)·L` each, then one slot of [`LANE_BLOCK`] zeros. A full lane block's walk
+    /// leaves each step's `δ[t, b]` in the slot of `U[t]` once it is done with it, for
+    /// [`super::columns::add_columns`].
     pub(super) us: &'a mut [f32],
     /// The same for `I_syn` (Synaptic).
     pub(super) syns: &'a mut [f32],
@@ -74,7 +75,7 @@ pub(super) fn recompute<const L: usize, const SYN: bool, const RESET: u8>(
 ) {
     let (spec, lif) = (task.spec, &task.spec.lif);
     let (b_n, n) = (lif.batch, lif.features);
-    let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
+    let per_b = spec.per_b();
     let rows = lif.kind.state_rows();
     let j = n0 + l0;
     let p = params_of(task.p, &(j..j + L));
@@ -100,6 +101,19 @@ pub(super) fn recompute<const L: usize, const SYN: bool, const RESET: u8>(
     }
 }
 
+/// The last chunk's states of the full lane block at `n0`, kept by the forward pass
+/// ([`SpikeLifSpec::tail_len`]), copied into the scratch instead of recomputed.
+pub(super) fn restore<const SYN: bool>(task: &Task, n0: usize, sc: &mut Scratch) {
+    let spec = task.spec;
+    let (rows, len) = (spec.lif.batch * spec.per_b(), spec.tail_block_len());
+    let tail = &task.ckpt[task.ckpt.len() - spec.tail_len()..];
+    let (u, syn) = tail[n0 / LANE_BLOCK * len..][..len].split_at(rows);
+    sc.us[..rows].copy_from_slice(u);
+    if SYN {
+        sc.syns[..rows].copy_from_slice(syn);
+    }
+}
+
 /// The walk back through chunk `c` for the `L` neurons from `n0 + l0`, every batch row:
 /// `∂L/∂S` from the output layer (or the spikes' upstream gradient), the surrogate
 /// recursion carried across chunks, and each step's input gradient added to the weight rows
@@ -113,7 +127,7 @@ pub(super) fn walk<const L: usize, const SYN: bool, const RESET: u8, const SG: u
     let (spec, lif) = (task.spec, &task.spec.lif);
     let (t_n, b_n, n, w) = (lif.steps, lif.batch, lif.features, r.len());
     let (m, k_n) = (spec.outputs.unwrap_or(0), spec.index.cols());
-    let per_b = (spec.chunk_len() + 1) * LANE_BLOCK;
+    let per_b = spec.per_b();
     let steps = spec.chunk(c);
     let j = n0 + l0;
     // The lane group's place in the task's arrays, and in its ∂L/∂W_in columns.
