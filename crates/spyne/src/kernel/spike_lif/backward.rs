@@ -11,7 +11,7 @@ use super::{
     lane_groups, neuron_blocks, transposed, LaneMajor, SpikeLifSpec, Weights, BLOCK, LANE_BLOCK,
 };
 use crate::kernel::buffer::Shared;
-use crate::kernel::dense::{give_back_scratch, take_scratch, times_transposed, transpose};
+use crate::kernel::dense::{give_back_scratch, take_scratch, times_transposed};
 use crate::kernel::lif::{
     monomorphize, multiversion, reset_code, split_params, NONE, SUB, ZERO, ZTI,
 };
@@ -66,14 +66,14 @@ pub fn backward(
         w_out: Vec::new(),
         input: None,
     };
-    let mut w_out_t_grad = vec![0.0f32; m * n];
+    let mut w_out_grad = vec![0.0f32; n * m];
     let mut delta = vec![0.0f32; if input_grad { t_n * b_n * n } else { 0 }];
     let out = Out {
         w_in: Shared(g.w_in.as_mut_ptr()),
         b_in: Shared(g.b_in.as_mut_ptr()),
         params: Shared(g.params.as_mut_ptr()),
         init: Shared(g.init.as_mut_ptr()),
-        w_out_t: Shared(w_out_t_grad.as_mut_ptr()),
+        w_out: Shared(w_out_grad.as_mut_ptr()),
         delta: input_grad.then_some(Shared(delta.as_mut_ptr())),
     };
     let lanes = LaneMajor::new(w.w_in, k_n, n);
@@ -118,7 +118,7 @@ pub fn backward(
         };
         next = rayon::join(|| c.checked_sub(1).map(|c| ChunkColumns::new(spec, c)), run).0;
     }
-    g.w_out = transpose(&w_out_t_grad, m, n);
+    g.w_out = w_out_grad;
     if input_grad {
         g.input = Some(times_transposed(&delta, w.w_in, n, k_n));
     }
@@ -232,21 +232,18 @@ fn finish<const SYN: bool>(task: &Task, r: &Range<usize>, sc: &Scratch) {
         // SAFETY: as above.
         unsafe { task.out.b_in.at(r.start, w) }.copy_from_slice(&sc.acc[3 * w..][..w]);
     }
-    // ∂L/∂W_in and ∂L/∂W_outᵀ from their lane-block layouts.
+    // ∂L/∂W_in from its lane-block layout, and the block's rows of ∂L/∂W_out.
     let (k_n, m) = (task.spec.index.cols(), task.spec.outputs.unwrap_or(0));
     for n0 in (r.start..r.end).step_by(LANE_BLOCK) {
         let width = lane_width(n0, r);
-        for (rows, src, dst) in [
-            (k_n, &*sc.dw, task.out.w_in),
-            (m, &*sc.dwo, task.out.w_out_t),
-        ] {
-            let block = &src[(n0 - r.start) * rows..][..rows * width];
-            for (k, src) in block.chunks_exact(width).enumerate() {
-                // SAFETY: columns r of both gradients belong to this task alone.
-                unsafe { dst.at(k * n + n0, width) }.copy_from_slice(src);
-            }
+        let block = &sc.dw[(n0 - r.start) * k_n..][..k_n * width];
+        for (k, src) in block.chunks_exact(width).enumerate() {
+            // SAFETY: columns r of ∂L/∂W_in belong to this task alone.
+            unsafe { task.out.w_in.at(k * n + n0, width) }.copy_from_slice(src);
         }
     }
+    // SAFETY: rows r of ∂L/∂W_out belong to this task alone.
+    unsafe { task.out.w_out.at(r.start * m, w * m) }.copy_from_slice(&sc.dwo[..w * m]);
 }
 
 // Tasks are whole lane blocks: the lane groups and the ∂L/∂W_in layout rely on it.

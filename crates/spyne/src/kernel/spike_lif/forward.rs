@@ -5,8 +5,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{
-    current, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights, LANE_BLOCK,
-    SPARSE_OUTPUT_DENSITY,
+    current, lane_bits, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights,
+    LANE_BLOCK, SPARSE_OUTPUT_DENSITY,
 };
 use crate::kernel::buffer::{Shared, Unfilled};
 use crate::kernel::dense::matmul;
@@ -194,7 +194,7 @@ multiversion! {
                 if spec.outputs.is_some() {
                     // The lanes that fired (or hold NaN) as bits, then one pass over the set
                     // bits: a test per lane would mispredict on every row that fires.
-                    let mut bits = fired_bits::<L>(&u, pb.theta, lanes.avx512());
+                    let mut bits = lane_bits::<L, true>(&u, pb.theta, lanes.avx512());
                     if bits != 0 {
                         let row = ((t - steps.start) * b_n + b) as u32;
                         while bits != 0 {
@@ -238,23 +238,6 @@ fn keep<const L: usize>(slots: &mut [f32], i: usize, x: &[f32; L]) {
     }
 }
 
-/// Bit `l` set where lane `l` fired or its membrane is NaN (`U − θ` not `≤ 0`).
-#[inline(always)]
-fn fired_bits<const L: usize>(u: &[f32; L], theta: &[f32], avx512: bool) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if L == LANE_BLOCK && avx512 {
-        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`); `u` and `theta` hold 16 floats.
-        return unsafe { x86::fired_bits16(u.as_ptr(), theta[..L].as_ptr()) };
-    }
-    let _ = avx512;
-    let mut bits = 0u32;
-    for (l, (&u, &th)) in u.iter().zip(theta).enumerate() {
-        let x = u - th;
-        bits |= u32::from(x > 0.0 || x.is_nan()) << l;
-    }
-    bits
-}
-
 /// The output layer's currents for one chunk, `I'[t, b] = S[t, b]·W_out`: the output weight
 /// rows of the neurons that fired (`fired`, one list per block of neurons, added in block
 /// order so that the sums do not depend on the threads); when more than
@@ -292,30 +275,5 @@ fn write_currents(
         for (d, &w) in d.iter_mut().zip(&w_out[f.neuron as usize * m..][..m]) {
             *d += f.value * w;
         }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// [`super::fired_bits`] for 16 lanes: two compares and two sign masks (the compiler
-    /// splits the portable loop into pieces of several widths). Halves of 8, as the
-    /// compiler writes the membranes just before: one 16-lane load of two 8-lane stores
-    /// would wait for both to retire.
-    ///
-    /// # Safety
-    /// The CPU has AVX (implied by AVX-512F); `u` and `theta` point at 16 floats each.
-    #[target_feature(enable = "avx")]
-    #[inline]
-    pub(super) unsafe fn fired_bits16(u: *const f32, theta: *const f32) -> u32 {
-        let half = |i: usize| {
-            // SAFETY: both hold 16 floats (the caller's contract).
-            let x =
-                unsafe { _mm256_sub_ps(_mm256_loadu_ps(u.add(i)), _mm256_loadu_ps(theta.add(i))) };
-            // Not (x ≤ 0), unordered included: fired, or NaN.
-            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLE_UQ>(x, _mm256_setzero_ps())) as u32
-        };
-        half(0) | half(8) << 8
     }
 }

@@ -340,6 +340,29 @@ fn sum_rows<const L: usize>(lanes: Lanes, active: &[u32], cur: &mut [f32; L]) {
     }
 }
 
+/// Bit `l` set where lane `l` fired (`U − θ > 0`), or also where its membrane is NaN when
+/// `NAN` (`U − θ` not `≤ 0`).
+#[inline(always)]
+pub(super) fn lane_bits<const L: usize, const NAN: bool>(
+    u: &[f32; L],
+    theta: &[f32],
+    avx512: bool,
+) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if L == LANE_BLOCK && avx512 {
+        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`), so AVX; `u` and `theta` hold
+        // 16 floats.
+        return unsafe { x86::lane_bits16::<NAN>(u.as_ptr(), theta[..L].as_ptr()) };
+    }
+    let _ = avx512;
+    let mut bits = 0u32;
+    for (l, (&u, &th)) in u.iter().zip(theta).enumerate() {
+        let x = u - th;
+        bits |= u32::from(x > 0.0 || (NAN && x.is_nan())) << l;
+    }
+    bits
+}
+
 /// The blocks of neurons the tasks of both passes take.
 pub(super) fn neuron_blocks(n: usize) -> Vec<Range<usize>> {
     (0..n)
@@ -407,6 +430,32 @@ mod x86 {
             acc[i] = _mm512_add_ps(acc[i], row(x));
         }
         _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))
+    }
+
+    /// [`super::lane_bits`] for 16 lanes: two compares and two sign masks (the compiler
+    /// splits the portable loop into pieces of several widths). Halves of 8, as the
+    /// compiler writes the membranes in halves: one 16-lane load of two 8-lane stores just
+    /// made would wait for both to retire.
+    ///
+    /// # Safety
+    /// The CPU has AVX; `u` and `theta` point at 16 floats each.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn lane_bits16<const NAN: bool>(u: *const f32, theta: *const f32) -> u32 {
+        let half = |i: usize| {
+            // SAFETY: both hold 16 floats (the caller's contract).
+            let (u, th) = unsafe { (_mm256_loadu_ps(u.add(i)), _mm256_loadu_ps(theta.add(i))) };
+            let x = _mm256_sub_ps(u, th);
+            let zero = _mm256_setzero_ps();
+            // Not (x ≤ 0), unordered included; or x > 0, ordered.
+            let above = if NAN {
+                _mm256_cmp_ps::<_CMP_NLE_UQ>(x, zero)
+            } else {
+                _mm256_cmp_ps::<_CMP_GT_OQ>(x, zero)
+            };
+            _mm256_movemask_ps(above) as u32
+        };
+        half(0) | half(8) << 8
     }
 
     /// [`super::sum_rows`] for one lane block: rows 16 floats apart from `w`.
