@@ -11,7 +11,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, DType, Flex, Shape};
 
 use super::op::{register, tensor, values};
-use super::spike_lif::{self, SpikeLifSpec, Weights};
+use super::spike_lif::{self, Saved, SpikeLifSpec, Weights};
 use super::spike_linear::{self, SpikeLinearSpec};
 
 /// Backends that run layers over binary spikes from their active inputs.
@@ -127,17 +127,17 @@ impl Backward<Flex, 3> for SpikeLinearBackward {
 struct SpikeLifBackward;
 
 impl Backward<Flex, 6> for SpikeLifBackward {
-    type State = ([FlexTensor; 5], [Shape; 6], SpikeLifSpec, Vec<f32>);
+    type State = ([FlexTensor; 5], [Shape; 6], SpikeLifSpec, Saved);
 
     fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (t, shapes, spec, ckpt) = ops.state;
+        let (t, shapes, spec, saved) = ops.state;
         let ([grad], dtype) = all_values([grad]);
         let want_x = ops.parents[0].is_some();
         let g = spike_lif::backward(
             &spec,
             &lif_weights(&spec, &t),
-            &ckpt,
+            &saved,
             grad.storage::<f32>(),
             want_x,
         );
@@ -203,10 +203,10 @@ impl<C: CheckpointStrategy> SpikeBackend for Autodiff<Flex, C> {
                 let (t, _) = all_values([w_in, b_in, params, init, w_out]);
                 // The checkpoints (the state at each chunk's start) let the backward pass
                 // recompute any chunk; the input is not kept, only its index.
-                let (out, ckpt) = spike_lif::forward(&spec, &lif_weights(&spec, &t), true);
+                let (out, saved) = spike_lif::forward(&spec, &lif_weights(&spec, &t), true);
                 let len = out.len();
                 let out = tensor(out, Shape::from(vec![len]), dtype);
-                prep.finish((t, shapes, spec, ckpt), out)
+                prep.finish((t, shapes, spec, saved), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(<Flex as SpikeBackend>::spike_lif(
                 x, w_in, b_in, params, init, w_out, spec,

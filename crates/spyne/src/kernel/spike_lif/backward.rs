@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use super::columns::{add_columns, ChunkColumns};
 use super::walk::{lane_width, recompute, restore, walk, Out, Scratch, Task};
 use super::{
-    lane_groups, neuron_blocks, transposed, LaneMajor, SpikeLifSpec, Weights, BLOCK, LANE_BLOCK,
+    lane_groups, neuron_blocks, transposed, LaneMajor, Saved, SpikeLifSpec, Weights, BLOCK,
+    LANE_BLOCK,
 };
 use crate::kernel::buffer::Shared;
 use crate::kernel::dense::{give_back_scratch, take_scratch, times_transposed};
@@ -35,17 +36,24 @@ pub struct SpikeLifGrads {
     pub input: Option<Vec<f32>>,
 }
 
-/// Backward from `grad` = ∂L/∂(the flat output), with the forward pass's checkpoints.
+/// Backward from `grad` = ∂L/∂(the flat output), with what the forward pass kept (with its
+/// checkpoints).
 pub fn backward(
     spec: &SpikeLifSpec,
     w: &Weights,
-    ckpt: &[f32],
+    saved: &Saved,
     grad: &[f32],
     input_grad: bool,
 ) -> SpikeLifGrads {
     let lif = &spec.lif;
     let (t_n, b_n, n) = (lif.steps, lif.batch, lif.features);
     let (k_n, m) = (spec.index.cols(), spec.outputs.unwrap_or(0));
+    let (ckpt, lanes) = (&saved.ckpt[..], &*saved.lanes);
+    assert_eq!(
+        (lanes.k, lanes.n),
+        (k_n, n),
+        "the forward pass's input weights"
+    );
     assert_eq!(
         ckpt.len(),
         spec.checkpoint_len(),
@@ -76,7 +84,6 @@ pub fn backward(
         w_out: Shared(w_out_grad.as_mut_ptr()),
         delta: input_grad.then_some(Shared(delta.as_mut_ptr())),
     };
-    let lanes = LaneMajor::new(w.w_in, k_n, n);
     let w_out_t = LaneMajor::new(&transposed(w.w_out, n, m), m, n);
     let blocks = neuron_blocks(n);
     // Each block's walk state (δ, δ_syn, carry, sums, weight-gradient columns), carried
@@ -100,7 +107,7 @@ pub fn backward(
             spec,
             w,
             p: split_params(lif, w.params),
-            lanes: &lanes,
+            lanes,
             w_out_t: &w_out_t,
             ckpt,
             grad,

@@ -1,12 +1,13 @@
 //! The forward pass of the spike-input op (see [`super`]).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::{
-    current, lane_bits, lane_groups, neuron_blocks, params_of, LaneMajor, SpikeLifSpec, Weights,
-    LANE_BLOCK, SPARSE_OUTPUT_DENSITY,
+    current, lane_bits, lane_groups, neuron_blocks, params_of, LaneMajor, Saved, SpikeLifSpec,
+    Weights, LANE_BLOCK, SPARSE_OUTPUT_DENSITY,
 };
 use crate::kernel::buffer::{Shared, Unfilled};
 use crate::kernel::dense::matmul;
@@ -46,7 +47,7 @@ struct Chunk<'a> {
 /// ([`SpikeLifSpec::checkpoint_len`]) for the backward pass. Chunk by chunk: every block of
 /// neurons over the chunk's steps and rows in parallel, and meanwhile (with an output
 /// layer) the previous chunk's currents.
-pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>, Vec<f32>) {
+pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>, Saved) {
     let lif = &spec.lif;
     let (b_n, n) = (lif.batch, lif.features);
     let rows = lif.kind.state_rows();
@@ -131,7 +132,8 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
     }
     // SAFETY: every chunk wrote every row of its steps (currents, or spikes and
     // membranes), and the final state was written just above.
-    (unsafe { out.assume_filled() }, ckpt)
+    let lanes = Arc::new(lanes);
+    (unsafe { out.assume_filled() }, Saved { ckpt, lanes })
 }
 
 /// `L` lanes (from lane `l0` of the lane block at `n0`) over the chunk, row by row: the

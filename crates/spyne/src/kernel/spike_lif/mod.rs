@@ -177,6 +177,16 @@ pub struct Weights<'a> {
     pub w_out: &'a [f32],
 }
 
+/// What the forward pass keeps for the backward pass.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The checkpoints ([`SpikeLifSpec::checkpoint_len`]; empty when not asked for).
+    ckpt: Vec<f32>,
+    /// `W_in` as the forward pass laid it out (the weights do not change before the
+    /// backward pass, and the layout costs a pass over them).
+    lanes: Arc<LaneMajor>,
+}
+
 /// `W_in` (`[K, N]`) rearranged lane block by lane block: the block of neurons `n0..` (`n0`
 /// a multiple of [`LANE_BLOCK`]) is `[K + 1, width]` and contiguous, 45 KB for K = 700. Read
 /// in place, `W_in`'s rows are a power of two apart for common widths, and a few columns of
@@ -188,6 +198,12 @@ pub(super) struct LaneMajor {
     n: usize,
     /// The CPU has AVX-512F (the sums then run on explicit vector registers).
     pub(super) avx512: bool,
+}
+
+impl std::fmt::Debug for LaneMajor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LaneMajor {{ k: {}, n: {} }}", self.k, self.n)
+    }
 }
 
 impl LaneMajor {
