@@ -55,14 +55,13 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
     let lanes = LaneMajor::new(w.w_in, spec.index.cols(), n);
     let mut out = Unfilled::new(spec.output_len());
     let out_ptr = Shared(out.as_mut_ptr());
-    let mut ckpt = vec![
-        0.0f32;
-        if checkpoints {
-            spec.checkpoint_len()
-        } else {
-            0
-        }
-    ];
+    // (Every value is written: each chunk's checkpoint, and every slot of the kept states.)
+    let mut ckpt = Unfilled::new(if checkpoints {
+        spec.checkpoint_len()
+    } else {
+        0
+    });
+    let ckpt_ptr = Shared(ckpt.as_mut_ptr());
     let mut state = if lif.init {
         w.init[..plane].to_vec()
     } else {
@@ -79,11 +78,12 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
         }
     };
     let chunks = spec.chunks();
-    let tail =
-        (checkpoints && spec.tail_len() > 0).then(|| Shared(ckpt[chunks * plane..].as_mut_ptr()));
+    // SAFETY (both): the checkpoints are `chunks` planes, then the kept states.
+    let tail = (checkpoints && spec.tail_len() > 0)
+        .then(|| Shared(unsafe { ckpt_ptr.at(chunks * plane, spec.tail_len()) }.as_mut_ptr()));
     for c in 0..chunks {
         if checkpoints {
-            ckpt[c * plane..][..plane].copy_from_slice(&state);
+            unsafe { ckpt_ptr.at(c * plane, plane) }.copy_from_slice(&state);
         }
         let steps = spec.chunk(c);
         let chunk = Chunk {
@@ -133,7 +133,9 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
     // SAFETY: every chunk wrote every row of its steps (currents, or spikes and
     // membranes), and the final state was written just above.
     let lanes = Arc::new(lanes);
-    (unsafe { out.assume_filled() }, Saved { ckpt, lanes })
+    // SAFETY: every value of both buffers has been written (see above).
+    let (out, ckpt) = unsafe { (out.assume_filled(), ckpt.assume_filled()) };
+    (out, Saved { ckpt, lanes })
 }
 
 /// `L` lanes (from lane `l0` of the lane block at `n0`) over the chunk, row by row: the
@@ -159,7 +161,6 @@ multiversion! {
         let at = |k: usize, b: usize| (k * b_n + b) * n + j;
         // A full lane block's kept states: its membranes' slots for every batch row, then
         // its synaptic currents'.
-        let per_b = spec.per_b();
         let kept: &mut [f32] = match &tail {
             Some(tail) if L == LANE_BLOCK => {
                 let len = spec.tail_block_len();
@@ -168,7 +169,7 @@ multiversion! {
             }
             _ => &mut [],
         };
-        let row_len = if kept.is_empty() { 0 } else { per_b };
+        let row_len = if kept.is_empty() { 0 } else { spec.tail_row() };
         let (kept_u, kept_syn) = kept.split_at_mut(b_n * row_len);
         for b in 0..b_n {
             let (mut u, mut syn, mut cur) = ([0.0f32; L], [0.0f32; L], [0.0f32; L]);

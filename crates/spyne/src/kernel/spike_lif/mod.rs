@@ -135,13 +135,21 @@ impl SpikeLifSpec {
         (self.chunk_len() + 1) * LANE_BLOCK
     }
 
+    /// Floats per batch row of a lane block's kept states of the last chunk: its slots,
+    /// `(steps + 1)·LANE_BLOCK` (0 without steps).
+    pub(super) fn tail_row(&self) -> usize {
+        match self.chunks() {
+            0 => 0,
+            c => (self.chunk(c - 1).len() + 1) * LANE_BLOCK,
+        }
+    }
+
     /// Floats the forward pass keeps of the last chunk per full lane block: its membranes'
-    /// slots for every batch row, `[B, per_b]` (then its synaptic currents', the same),
-    /// as the backward pass's scratch lays them out. 0 when they are not kept
-    /// ([`TAIL_FLOATS`]).
+    /// slots for every batch row, `[B, tail_row]` (then its synaptic currents', the same).
+    /// 0 when they are not kept ([`TAIL_FLOATS`]).
     pub(super) fn tail_block_len(&self) -> usize {
         let l = &self.lif;
-        let block = l.kind.state_rows() * l.batch * self.per_b();
+        let block = l.kind.state_rows() * l.batch * self.tail_row();
         if block * (l.features / LANE_BLOCK) > TAIL_FLOATS {
             0
         } else {

@@ -105,12 +105,15 @@ pub(super) fn recompute<const L: usize, const SYN: bool, const RESET: u8>(
 /// ([`SpikeLifSpec::tail_len`]), copied into the scratch instead of recomputed.
 pub(super) fn restore<const SYN: bool>(task: &Task, n0: usize, sc: &mut Scratch) {
     let spec = task.spec;
-    let (rows, len) = (spec.lif.batch * spec.per_b(), spec.tail_block_len());
+    let (b_n, len, row) = (spec.lif.batch, spec.tail_block_len(), spec.tail_row());
     let tail = &task.ckpt[task.ckpt.len() - spec.tail_len()..];
-    let (u, syn) = tail[n0 / LANE_BLOCK * len..][..len].split_at(rows);
-    sc.us[..rows].copy_from_slice(u);
-    if SYN {
-        sc.syns[..rows].copy_from_slice(syn);
+    let (u, syn) = tail[n0 / LANE_BLOCK * len..][..len].split_at(b_n * row);
+    let per_b = spec.per_b();
+    for b in 0..b_n {
+        sc.us[b * per_b..][..row].copy_from_slice(&u[b * row..][..row]);
+        if SYN {
+            sc.syns[b * per_b..][..row].copy_from_slice(&syn[b * row..][..row]);
+        }
     }
 }
 
