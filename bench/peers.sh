@@ -31,8 +31,10 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -
 for t in $steps; do
   # Fewer timed iterations where one takes seconds; at least 3.
   n=$(( iters * 500 / t )); [ "$n" -lt 3 ] && n=3; [ "$n" -gt "$iters" ] && n=$iters
-  "$spyne" bench --job shd-like --steps "$t" --threads "$threads" --iters "$iters" --repeats 1 \
-    --warmup 2 | tee -a "$results"
+  # spyne's iterations are ten to twenty times shorter than the peers': it runs five times
+  # as many, so that its median, too, spans more than a moment of a noisy host.
+  "$spyne" bench --job shd-like --steps "$t" --threads "$threads" --iters $(( iters * 5 )) \
+    --repeats 1 --warmup 5 | tee -a "$results"
   for f in snntorch spikingjelly norse; do
     "$py" bench/shd_peers.py --framework "$f" --steps "$t" --threads "$threads" --iters "$n" \
       --warmup 1 2> /dev/null | tee -a "$results"
