@@ -11,7 +11,7 @@ use super::{
     lane_groups, neuron_blocks, transposed, LaneMajor, Saved, SpikeLifSpec, Weights, BLOCK,
     LANE_BLOCK,
 };
-use crate::kernel::buffer::Shared;
+use crate::kernel::buffer::{Shared, Unfilled};
 use crate::kernel::dense::{give_back_scratch, take_scratch, times_transposed};
 use crate::kernel::lif::{
     monomorphize, multiversion, reset_code, split_params, NONE, SUB, ZERO, ZTI,
@@ -59,8 +59,15 @@ pub fn backward(
         spec.checkpoint_len(),
         "checkpoints of another call"
     );
+    // ∂L/∂W_in is written whole after the first chunk (zeros when there is none).
+    let mut w_in = Unfilled::new(k_n * n);
+    let w_in_ptr = Shared(w_in.as_mut_ptr());
+    if spec.chunks() == 0 {
+        // SAFETY: the buffer holds `k_n·n` floats, and no task runs.
+        unsafe { w_in_ptr.at(0, k_n * n) }.fill(0.0);
+    }
     let mut g = SpikeLifGrads {
-        w_in: vec![0.0; k_n * n],
+        w_in: Vec::new(),
         b_in: vec![0.0; if spec.bias { n } else { 0 }],
         params: vec![0.0; lif.kind.param_rows() * n],
         init: vec![
@@ -77,7 +84,7 @@ pub fn backward(
     let mut w_out_grad = vec![0.0f32; n * m];
     let mut delta = vec![0.0f32; if input_grad { t_n * b_n * n } else { 0 }];
     let out = Out {
-        w_in: Shared(g.w_in.as_mut_ptr()),
+        w_in: w_in_ptr,
         b_in: Shared(g.b_in.as_mut_ptr()),
         params: Shared(g.params.as_mut_ptr()),
         init: Shared(g.init.as_mut_ptr()),
@@ -89,7 +96,7 @@ pub fn backward(
     // Each block's walk state (δ, δ_syn, carry, sums, weight-gradient columns), carried
     // from chunk to chunk.
     let mut states: Vec<Vec<f32>> = blocks
-        .iter()
+        .par_iter()
         .map(|r| vec![0.0; state_len(spec, r.len())])
         .collect();
     // Chunk by chunk from the last, every block in parallel: the index is transposed for
@@ -126,6 +133,9 @@ pub fn backward(
         next = rayon::join(|| c.checked_sub(1).map(|c| ChunkColumns::new(spec, c)), run).0;
     }
     g.w_out = w_out_grad;
+    // SAFETY: every block's `finish` wrote its columns of every row (or there were no
+    // chunks, and the zeros above).
+    g.w_in = unsafe { w_in.assume_filled() };
     if input_grad {
         g.input = Some(times_transposed(&delta, w.w_in, n, k_n));
     }
