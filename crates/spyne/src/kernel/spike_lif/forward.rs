@@ -78,11 +78,12 @@ pub fn forward(spec: &SpikeLifSpec, w: &Weights, checkpoints: bool) -> (Vec<f32>
         }
     };
     let chunks = spec.chunks();
-    // SAFETY (both): the checkpoints are `chunks` planes, then the kept states.
+    // SAFETY: the checkpoints are `chunks` planes, then the kept states.
     let tail = (checkpoints && spec.tail_len() > 0)
         .then(|| Shared(unsafe { ckpt_ptr.at(chunks * plane, spec.tail_len()) }.as_mut_ptr()));
     for c in 0..chunks {
         if checkpoints {
+            // SAFETY: plane `c` of the checkpoints; no task runs.
             unsafe { ckpt_ptr.at(c * plane, plane) }.copy_from_slice(&state);
         }
         let steps = spec.chunk(c);
