@@ -48,6 +48,13 @@ impl Shared {
         std::slice::from_raw_parts_mut(self.0.add(row * n), n)
     }
 
+    /// A pointer to element `start` of the array this points into (for a callee that takes
+    /// raw pointers; the closures that capture `self` then capture it whole, as `Send`).
+    #[inline(always)]
+    pub(super) fn ptr_at(&self, start: usize) -> *mut f32 {
+        self.0.wrapping_add(start)
+    }
+
     /// Elements `start..start + len` of the array this points into.
     ///
     /// # Safety

@@ -10,8 +10,10 @@ mod buffer;
 mod conv;
 mod conv_op;
 mod dense;
+mod dense_linear;
 mod lif;
 mod lif_linear;
+mod linear_op;
 mod op;
 mod rlif;
 mod rlif_op;
@@ -24,6 +26,7 @@ pub use adam::AdamStep;
 pub use conv::{ConvPath, ConvSpec, SPARSE_FORWARD_DENSITY};
 pub use conv_op::ConvBackend;
 pub use lif::{LifKind, LifSpec};
+pub use linear_op::LinearBackend;
 pub use op::{FusedAdamBackend, FusedLifBackend};
 pub use rlif::{RlifSpec, PARAM_ROWS as RLIF_PARAM_ROWS};
 pub use rlif_op::FusedRlifBackend;
@@ -234,6 +237,21 @@ pub fn fused_recurrent(
         mems: mems.then(|| out.clone().narrow(0, steps, steps)),
         state: final_state.then(|| out.narrow(0, planes - rows, rows)),
     }
+}
+
+/// A Linear layer on a dense input `x` (`[rows, K]`): `weight` `[K, N]`, `bias` `[N]`.
+/// Returns `x·W + b`, `[rows, N]`, as burn's `Linear` does, through one op whose products
+/// write into buffers of their own, split by columns over the threads
+/// (see `kernel/dense_linear.rs`).
+pub fn dense_linear(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    let has_bias = bias.is_some();
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([1], &x.device()));
+    Tensor::from_dispatch(<Dispatch as LinearBackend>::dense_linear(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        has_bias,
+    ))
 }
 
 /// A Linear layer over binary spikes `x` (`[rows, K]`; `index` lists its active entries, see

@@ -147,6 +147,12 @@ impl SeqLayer for Linear {
                 return Ok(x.map(y, shape));
             }
         }
+        if run.fused_allowed() && kernel::supports(&x.data().device()) {
+            // The dense op: burn's product and bias, without its copies.
+            let bias = self.bias.as_ref().map(|b| b.val());
+            let y = kernel::dense_linear(x.data().clone(), self.weight.val(), bias);
+            return Ok(x.map(y, shape));
+        }
         let y = self.forward(x.data().clone());
         Ok(x.map(y, shape))
     }
