@@ -7,6 +7,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::kernel;
 
 /// Which loss the training loop uses. A [`crate::setting::Setting`]: `"ce-rate"` or
 /// `{ type = "mse-count", correct_rate = 0.9, incorrect_rate = 0.1 }`.
@@ -170,19 +171,48 @@ fn check(out: &Tensor<3>, targets: &[usize]) -> Result<[usize; 3]> {
 /// Cross-entropy of `logits` `[batch, classes]` against `targets`, averaged over the batch.
 pub fn cross_entropy(logits: Tensor<2>, targets: &[usize]) -> Result<Tensor<1>> {
     let [b, c] = logits.dims();
-    let y = one_hot(targets, c, 1.0, 0.0, &logits.device())?;
-    Ok((log_softmax(logits, 1) * y)
-        .sum()
-        .neg()
-        .div_scalar(b as f32))
+    steps_cross_entropy(logits.unsqueeze_dim(0), targets, 1.0 / b as f32, [1, b, c])
 }
 
 /// Σ_t CE(U[t], y): the tutorial's loss on the output membrane, summed over steps.
 pub fn ce_membrane_loss(mems: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
-    let [_, b, c] = check(&mems, targets)?;
-    // Σ_t −(1/B)·Σ_b log_softmax(U[t, b])·y_b, with the one-hot broadcast over steps.
-    let y = one_hot(targets, c, 1.0, 0.0, &mems.device())?.unsqueeze_dim::<3>(0);
-    Ok((log_softmax(mems, 2) * y).sum().neg().div_scalar(b as f32))
+    let dims = check(&mems, targets)?;
+    steps_cross_entropy(mems, targets, 1.0 / dims[1] as f32, dims)
+}
+
+/// `−scale·Σ_{t,b} log softmax(x[t, b])[y_b]` for `x` `[T, B, C]`: one op on the CPU
+/// backend, burn's ops elsewhere ([`reference_cross_entropy`]).
+fn steps_cross_entropy(
+    x: Tensor<3>,
+    targets: &[usize],
+    scale: f32,
+    [t, b, c]: [usize; 3],
+) -> Result<Tensor<1>> {
+    if b != targets.len() {
+        return Err(Error::Shape {
+            context: "loss targets vs batch",
+            expected: vec![b],
+            got: vec![targets.len()],
+        });
+    }
+    if let Some(&y) = targets.iter().find(|&&y| y >= c) {
+        return Err(Error::invalid(
+            "target",
+            format!("class {y} is out of range for {c} outputs"),
+        ));
+    }
+    if kernel::supports(&x.device()) {
+        return Ok(kernel::cross_entropy(x.reshape([t * b, c]), targets, scale));
+    }
+    reference_cross_entropy(x, targets, scale)
+}
+
+/// [`steps_cross_entropy`] as burn tensor ops: the definition, on any backend.
+pub fn reference_cross_entropy(x: Tensor<3>, targets: &[usize], scale: f32) -> Result<Tensor<1>> {
+    let c = x.dims()[2];
+    // The one-hot broadcast over steps.
+    let y = one_hot(targets, c, 1.0, 0.0, &x.device())?.unsqueeze_dim::<3>(0);
+    Ok((log_softmax(x, 2) * y).sum().neg().mul_scalar(scale))
 }
 
 /// snntorch `ce_rate_loss`: the mean over steps of CE(S[t], y).

@@ -225,3 +225,31 @@ fn decoding_and_ties() {
     assert_eq!(accuracy_temporal(s, &[0, 1, 0]), 1.0);
     assert_eq!(argmax_rows(&[0.1, 0.3, 0.3, 2.0, -1.0, 2.0], 3), vec![1, 0]);
 }
+
+/// The cross-entropy op (the CPU backend's) against the same loss as burn tensor ops:
+/// the loss and its gradient, over rows split into several parallel tasks.
+#[test]
+fn the_cross_entropy_op_equals_burns_ops() {
+    let dev = grad_device();
+    let (t, b, c) = (7, 97, 10); // 679 rows: three tasks, the last one short
+    let x_vals = values(t * b * c, 11, -4.0, 4.0);
+    let y: Vec<usize> = (0..b).map(|i| (i * 7) % c).collect();
+    let run = |op: bool| {
+        let x = t3(&x_vals, [t, b, c], &dev).require_grad();
+        let loss = if op {
+            ce_membrane_loss(x.clone(), &y).unwrap()
+        } else {
+            reference_cross_entropy(x.clone(), &y, 1.0 / b as f32).unwrap()
+        };
+        let g = loss.clone().mul_scalar(3.0).backward();
+        (v(loss), v(x.grad(&g).unwrap()))
+    };
+    let ((l_op, g_op), (l_ref, g_ref)) = (run(true), run(false));
+    assert_close(&l_op, &l_ref, 1e-5, "loss");
+    assert_close(&g_op, &g_ref, 1e-5, "gradient");
+    assert!(g_ref.iter().any(|g| *g != 0.0));
+    // Out-of-range targets and a batch of the wrong size are errors, not panics.
+    let x = t3(&x_vals, [t, b, c], &dev);
+    assert!(ce_membrane_loss(x.clone(), &vec![c; b]).is_err());
+    assert!(ce_membrane_loss(x, &y[1..]).is_err());
+}

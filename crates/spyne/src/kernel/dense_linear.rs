@@ -40,7 +40,7 @@ unsafe fn products(
         if c0 == c1 {
             return;
         }
-                       // SAFETY: the caller's bounds; block `block` writes only its columns `c0..c1`.
+        // SAFETY: the caller's bounds; block `block` writes only its columns `c0..c1`.
         unsafe {
             gemm::gemm(
                 rows,

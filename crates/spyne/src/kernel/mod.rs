@@ -9,11 +9,13 @@ mod adam;
 mod buffer;
 mod conv;
 mod conv_op;
+mod cross_entropy;
 mod dense;
 mod dense_linear;
 mod lif;
 mod lif_linear;
 mod linear_op;
+mod loss_op;
 mod op;
 mod rlif;
 mod rlif_op;
@@ -27,6 +29,7 @@ pub use conv::{ConvPath, ConvSpec, SPARSE_FORWARD_DENSITY};
 pub use conv_op::ConvBackend;
 pub use lif::{LifKind, LifSpec};
 pub use linear_op::LinearBackend;
+pub use loss_op::{CrossEntropySpec, LossBackend};
 pub use op::{FusedAdamBackend, FusedLifBackend};
 pub use rlif::{RlifSpec, PARAM_ROWS as RLIF_PARAM_ROWS};
 pub use rlif_op::FusedRlifBackend;
@@ -237,6 +240,20 @@ pub fn fused_recurrent(
         mems: mems.then(|| out.clone().narrow(0, steps, steps)),
         state: final_state.then(|| out.narrow(0, planes - rows, rows)),
     }
+}
+
+/// `−scale·Σ_r log softmax(logits_r)[y_r]` for `logits` `[rows, C]`, where row `r`'s target
+/// is `targets[r % targets.len()]` (each below `C`), as one op (Flex devices only): one pass
+/// forward, which keeps the softmax, and one backward. Returns `[1]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: &[usize], scale: f32) -> Tensor<1> {
+    let spec = CrossEntropySpec {
+        targets: targets.into(),
+        scale,
+    };
+    Tensor::from_dispatch(<Dispatch as LossBackend>::cross_entropy(
+        logits.into_dispatch(),
+        spec,
+    ))
 }
 
 /// A Linear layer on a dense input `x` (`[rows, K]`): `weight` `[K, N]`, `bias` `[N]`.
