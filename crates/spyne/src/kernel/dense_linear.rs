@@ -6,11 +6,13 @@
 //! 3.1 MB), and gemm's own threading left one of the two threads idle for part of each
 //! product. Here each product is split by columns of its output into one block per thread,
 //! each block one single-threaded GEMM on an unzeroed buffer, with the bias added (or
-//! summed) in the same task.
+//! summed) in the same task. Columns of the input that are zero in every row (an image's
+//! empty border) are left out of the forward product and of the weight gradient.
 
 use rayon::prelude::*;
 
 use super::buffer::{Shared, Unfilled};
+use super::dense::{give_back_scratch, take_scratch};
 
 /// A GEMM's (row, column) strides.
 type Strides = (usize, usize);
@@ -18,17 +20,33 @@ type Strides = (usize, usize);
 /// Columns of an output per block are a multiple of this (gemm's widest register tile).
 const COLUMN_STEP: usize = 16;
 
+/// An input whose columns are zero in every row for at least this share of them leaves
+/// those columns out of the forward product and the weight gradient. (MNIST's borders: a
+/// batch of 128 images has about 530 of its 784 pixels nonzero somewhere.)
+const MIN_ZERO_SHARE: f64 = 0.125;
+
+/// The right-hand side of one of [`products`]' GEMMs.
+enum Right<'a> {
+    /// A matrix read through its strides.
+    Strided(&'a [f32], Strides),
+    /// Rows `rows` of a row-major matrix of `cols` columns, gathered by each block.
+    Rows(&'a [f32], usize, &'a [usize]),
+}
+
 /// `dst = lhs·rhs` for `[rows, cols, inner]`, `dst` row-major with `cols` columns, split by
 /// columns over the threads; then `finish(c0, c1)` in each block's task, for its columns.
+/// With `spread = Some((at, total))` the `rows` products are rows `at` (ascending) of a
+/// `dst` of `total` rows, the others zero.
 ///
 /// # Safety
-/// `dst` holds `rows·cols` floats; `lhs` reaches `(rows − 1, inner − 1)` and `rhs`
-/// `(inner − 1, cols − 1)` through their strides.
+/// `dst` holds `total·cols` floats (`rows·cols` without `spread`); `lhs` reaches
+/// `(rows − 1, inner − 1)` and `rhs` `(inner − 1, cols − 1)`.
 unsafe fn products(
     dst: Shared,
     (lhs, lhs_s): (&[f32], Strides),
-    (rhs, rhs_s): (&[f32], Strides),
+    rhs: Right,
     [rows, cols, inner]: [usize; 3],
+    spread: Option<(&[usize], usize)>,
     finish: impl Fn(usize, usize) + Sync,
 ) {
     let blocks = rayon::current_num_threads()
@@ -40,32 +58,103 @@ unsafe fn products(
         if c0 == c1 {
             return;
         }
+        let w = c1 - c0;
+        let mut gathered = None;
+        let (rhs, rhs_s) = match rhs {
+            // SAFETY: column c0 is inside the caller's `rhs`.
+            Right::Strided(r, s) => (unsafe { r.as_ptr().add(c0 * s.1) }, s),
+            Right::Rows(r, n, at) => {
+                let mut buf = take_scratch(at.len() * w);
+                for (dst, &i) in buf.chunks_exact_mut(w).zip(at) {
+                    dst.copy_from_slice(&r[i * n + c0..i * n + c1]);
+                }
+                let p = buf.as_ptr();
+                gathered = Some(buf);
+                (p, (w, 1))
+            }
+        };
         // SAFETY: the caller's bounds; block `block` writes only its columns `c0..c1`.
         unsafe {
-            gemm::gemm(
-                rows,
-                c1 - c0,
-                inner,
-                dst.ptr_at(c0),
-                1,
-                cols as isize,
-                false,
-                lhs.as_ptr(),
-                lhs_s.1 as isize,
-                lhs_s.0 as isize,
-                rhs.as_ptr().add(c0 * rhs_s.1),
-                rhs_s.1 as isize,
-                rhs_s.0 as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            if inner == 0 {
+                // An input with every column zero: gemm would leave `dst` unwritten.
+                for r in 0..rows {
+                    dst.at(r * cols + c0, w).fill(0.0);
+                }
+            } else {
+                gemm::gemm(
+                    rows,
+                    w,
+                    inner,
+                    dst.ptr_at(c0),
+                    1,
+                    cols as isize,
+                    false,
+                    lhs.as_ptr(),
+                    lhs_s.1 as isize,
+                    lhs_s.0 as isize,
+                    rhs,
+                    rhs_s.1 as isize,
+                    rhs_s.0 as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+        if let Some(buf) = gathered {
+            give_back_scratch(buf);
+        }
+        if let Some((at, total)) = spread {
+            // Row j goes to row at[j] ≥ j: from the last, so that no row is overwritten
+            // before it moves; then the rows in no `at` are zeroed.
+            for (j, &i) in at.iter().enumerate().rev() {
+                if i != j {
+                    // SAFETY: columns c0..c1 of rows j ≠ i are this block's, and disjoint.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            dst.ptr_at(j * cols + c0),
+                            dst.ptr_at(i * cols + c0),
+                            w,
+                        );
+                    }
+                }
+            }
+            let mut next = at.iter().copied().peekable();
+            for i in 0..total {
+                if next.peek() == Some(&i) {
+                    next.next();
+                } else {
+                    // SAFETY: as above.
+                    unsafe { dst.at(i * cols + c0, w) }.fill(0.0);
+                }
+            }
         }
         finish(c0, c1);
     });
+}
+
+/// The columns of `x` (`[rows, k]`) that are not zero in some row (a NaN is not zero), with
+/// `x` restricted to them (`[rows, kept]`), when at least [`MIN_ZERO_SHARE`] of the columns
+/// are zero in every row.
+fn nonzero_columns(x: &[f32], rows: usize, k: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+    let mut any = vec![false; k];
+    for row in x.chunks_exact(k) {
+        for (a, &v) in any.iter_mut().zip(row) {
+            *a |= v != 0.0;
+        }
+    }
+    let at: Vec<usize> = (0..k).filter(|&i| any[i]).collect();
+    if ((k - at.len()) as f64) < MIN_ZERO_SHARE * k as f64 {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(rows * at.len());
+    for row in x.chunks_exact(k) {
+        kept.extend(at.iter().map(|&i| row[i]));
+    }
+    Some((at, kept))
 }
 
 /// `[rows, N]`: `y = x·W (+ b)`, for `x` `[rows, K]`, `w` `[K, N]` and `b` `[N]` or empty.
@@ -87,7 +176,25 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], [rows, k, n]: [usize; 3]) -> Vec
     };
     // SAFETY: the sizes are asserted above; the blocks write every element.
     unsafe {
-        products(y, (x, (k, 1)), (w, (n, 1)), [rows, n, k], add_bias);
+        match nonzero_columns(x, rows, k) {
+            // x·W over the columns of x that are not all zero and the rows of W they meet.
+            Some((at, kept)) => products(
+                y,
+                (&kept, (at.len(), 1)),
+                Right::Rows(w, n, &at),
+                [rows, n, at.len()],
+                None,
+                add_bias,
+            ),
+            None => products(
+                y,
+                (x, (k, 1)),
+                Right::Strided(w, (n, 1)),
+                [rows, n, k],
+                None,
+                add_bias,
+            ),
+        }
         out.assume_filled()
     }
 }
@@ -128,10 +235,19 @@ pub fn backward(
             }
         }
     };
-    // xᵀ is x read with its strides swapped.
+    // xᵀ is x read with its strides swapped; the rows of `∂L/∂W` for the columns of x that
+    // are zero in every row are zero.
     // SAFETY: the sizes are asserted above; the blocks write every element of `g_w`.
     let weight = unsafe {
-        products(gw, (x, (1, k)), (g, (n, 1)), [k, n, rows], sum_rows);
+        let g = Right::Strided(g, (n, 1));
+        match nonzero_columns(x, rows, k) {
+            Some((at, kept)) => {
+                let dims = [at.len(), n, rows];
+                let spread = Some((&at[..], k));
+                products(gw, (&kept, (1, at.len())), g, dims, spread, sum_rows)
+            }
+            None => products(gw, (x, (1, k)), g, [k, n, rows], None, sum_rows),
+        }
         g_w.assume_filled()
     };
     let input = want_x.then(|| {
@@ -142,8 +258,9 @@ pub fn backward(
             products(
                 Shared(g_x.as_mut_ptr()),
                 (g, (n, 1)),
-                (w, (1, n)),
+                Right::Strided(w, (1, n)),
                 [rows, k, n],
+                None,
                 |_, _| {},
             );
             g_x.assume_filled()
@@ -197,8 +314,22 @@ mod tests {
     fn forward_and_gradients_match_the_definition() {
         // 37 columns: blocks that end inside a register tile, and a last block narrower
         // than the others.
-        for (rows, k, n) in [(5, 7, 37), (1, 1, 1), (33, 20, 16), (3, 50, 100)] {
-            let (x, w, b) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
+        // With `zeros`, every third column of x is zero in every row (and column 1 where
+        // k > 1): those columns leave the products, and their rows of ∂L/∂W are zero.
+        let shapes = [(5, 7, 37), (1, 1, 1), (33, 20, 16), (3, 50, 100)];
+        for ((rows, k, n), zeros) in shapes.into_iter().flat_map(|s| [(s, false), (s, true)]) {
+            let (mut x, w, b) = (values(rows * k, 1), values(k * n, 2), values(n, 3));
+            let zeroed = |i: usize| zeros && (i.is_multiple_of(3) || i == 1);
+            for (i, v) in x.iter_mut().enumerate() {
+                if zeroed(i % k) {
+                    *v = if i.is_multiple_of(2) { 0.0 } else { -0.0 };
+                }
+            }
+            assert_eq!(
+                nonzero_columns(&x, rows, k).is_some(),
+                zeros,
+                "the zero columns are found"
+            );
             let y = forward(&x, &w, &b, [rows, k, n]);
             let mut want = reference(&x, &w, [rows, k, n]);
             for (i, v) in want.iter_mut().enumerate() {
@@ -225,6 +356,9 @@ mod tests {
                 .collect();
             assert_eq!(grads.bias, sums, "bias gradient summed row by row");
 
+            for i in (0..k).filter(|&i| zeroed(i)) {
+                assert!(grads.weight[i * n..(i + 1) * n].iter().all(|&v| v == 0.0));
+            }
             let plain = backward(&x, &w, &g, [rows, k, n], (false, false));
             assert!(plain.bias.is_empty() && plain.input.is_none());
             assert_eq!(plain.weight, grads.weight);
@@ -233,9 +367,15 @@ mod tests {
 
     #[test]
     fn a_nan_input_reaches_its_row_only() {
+        // Column 0 is zero in every row, so the product runs on the others (as it does
+        // without one: a NaN is not zero).
         let (rows, k, n) = (4, 3, 20);
         let mut x = values(rows * k, 5);
+        for r in 0..rows {
+            x[r * k] = 0.0;
+        }
         x[k + 1] = f32::NAN;
+        assert_eq!(nonzero_columns(&x, rows, k).unwrap().0, [1, 2]);
         let y = forward(&x, &values(k * n, 6), &values(n, 7), [rows, k, n]);
         for r in 0..rows {
             assert_eq!(
