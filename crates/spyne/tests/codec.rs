@@ -252,4 +252,6 @@ fn the_cross_entropy_op_equals_burns_ops() {
     let x = t3(&x_vals, [t, b, c], &dev);
     assert!(ce_membrane_loss(x.clone(), &vec![c; b]).is_err());
     assert!(ce_membrane_loss(x, &y[1..]).is_err());
+    let empty = burn::tensor::Tensor::<3>::zeros([t, 0, c], &dev);
+    assert!(ce_membrane_loss(empty, &[]).is_err(), "an empty batch");
 }

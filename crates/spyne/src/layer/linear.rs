@@ -136,7 +136,9 @@ impl SeqLayer for Linear {
     ///
     /// Binary spikes at most [`kernel::SPARSE_LINEAR_DENSITY`] dense take the spike-driven
     /// kernel on the CPU backend (unless the run is [`Run::composed`]): the sum of the weight
-    /// rows of the inputs that fired, forward and for the weight gradient.
+    /// rows of the inputs that fired, forward and for the weight gradient. Any other input
+    /// there takes [`kernel::dense_linear`]: burn's product and bias as one op, without the
+    /// zeroed copies burn makes of each output.
     fn forward_seq(&self, x: Seq, run: &mut Run) -> Result<Seq> {
         let shape = self.output_shape(x.shape())?;
         if run.fused_allowed() {

@@ -122,8 +122,8 @@ impl SpikeLifSpec {
     }
 
     /// Floats of the checkpoints the forward pass keeps for the backward pass: the state at
-    /// the start of every chunk, `[chunks, S, B, N]`, then the last chunk's
-    /// ([`SpikeLifSpec::tail_len`]).
+    /// the start of every chunk, `[chunks, S, B, N]`, then the last chunk's membranes (and
+    /// synaptic currents) of every full lane block, at most 4 M floats.
     pub fn checkpoint_len(&self) -> usize {
         let l = &self.lif;
         self.chunks() * l.kind.state_rows() * l.batch * l.features + self.tail_len()
