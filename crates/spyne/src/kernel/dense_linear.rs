@@ -140,6 +140,9 @@ unsafe fn products(
 /// `x` restricted to them (`[rows, kept]`), when at least [`MIN_ZERO_SHARE`] of the columns
 /// are zero in every row.
 fn nonzero_columns(x: &[f32], rows: usize, k: usize) -> Option<(Vec<usize>, Vec<f32>)> {
+    if k == 0 {
+        return None;
+    }
     let mut any = vec![false; k];
     for row in x.chunks_exact(k) {
         for (a, &v) in any.iter_mut().zip(row) {
@@ -363,6 +366,21 @@ mod tests {
             assert!(plain.bias.is_empty() && plain.input.is_none());
             assert_eq!(plain.weight, grads.weight);
         }
+    }
+
+    #[test]
+    fn empty_sizes_give_the_bias_or_nothing() {
+        // No inputs: every output is the bias, every gradient but the bias's empty.
+        let (b, g) = (values(5, 8), values(3 * 5, 9));
+        let y = forward(&[], &[], &b, [3, 0, 5]);
+        assert_eq!(y, [b.clone(), b.clone(), b.clone()].concat());
+        let grads = backward(&[], &[], &g, [3, 0, 5], (true, true));
+        assert!(grads.weight.is_empty() && grads.input.unwrap().is_empty());
+        assert_eq!(grads.bias.len(), 5);
+        // No rows.
+        assert!(forward(&[], &values(4 * 5, 10), &b, [0, 4, 5]).is_empty());
+        let grads = backward(&[], &values(4 * 5, 10), &[], [0, 4, 5], (true, true));
+        assert_eq!(grads.weight, vec![0.0; 20]);
     }
 
     #[test]
