@@ -140,20 +140,26 @@ pub fn one_hot(
     off: f32,
     device: &Device,
 ) -> Result<Tensor<2>> {
+    check_targets(targets, classes)?;
     let mut v = vec![off; targets.len() * classes];
     for (i, &y) in targets.iter().enumerate() {
-        if y >= classes {
-            return Err(Error::invalid(
-                "target",
-                format!("class {y} is out of range for {classes} outputs"),
-            ));
-        }
         v[i * classes + y] = on;
     }
     Ok(Tensor::from_data(
         TensorData::new(v, [targets.len(), classes]),
         device,
     ))
+}
+
+/// Every target a class below `classes`.
+fn check_targets(targets: &[usize], classes: usize) -> Result<()> {
+    match targets.iter().find(|&&y| y >= classes) {
+        Some(&y) => Err(Error::invalid(
+            "target",
+            format!("class {y} is out of range for {classes} outputs"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check(out: &Tensor<3>, targets: &[usize]) -> Result<[usize; 3]> {
@@ -170,47 +176,30 @@ fn check(out: &Tensor<3>, targets: &[usize]) -> Result<[usize; 3]> {
 
 /// Cross-entropy of `logits` `[batch, classes]` against `targets`, averaged over the batch.
 pub fn cross_entropy(logits: Tensor<2>, targets: &[usize]) -> Result<Tensor<1>> {
-    let [b, c] = logits.dims();
-    steps_cross_entropy(logits.unsqueeze_dim(0), targets, 1.0 / b as f32, [1, b, c])
+    mean_cross_entropy(logits.unsqueeze_dim(0), targets)
 }
 
 /// Σ_t CE(U[t], y): the tutorial's loss on the output membrane, summed over steps.
 pub fn ce_membrane_loss(mems: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
-    let dims = check(&mems, targets)?;
-    steps_cross_entropy(mems, targets, 1.0 / dims[1] as f32, dims)
+    mean_cross_entropy(mems, targets)
 }
 
-/// `−scale·Σ_{t,b} log softmax(x[t, b])[y_b]` for `x` `[T, B, C]`: one op on the CPU
+/// `−(1/B)·Σ_{t,b} log softmax(x[t, b])[y_b]` for `x` `[T, B, C]`: one op on the CPU
 /// backend, burn's ops elsewhere ([`reference_cross_entropy`]).
-fn steps_cross_entropy(
-    x: Tensor<3>,
-    targets: &[usize],
-    scale: f32,
-    [t, b, c]: [usize; 3],
-) -> Result<Tensor<1>> {
-    if b != targets.len() {
-        return Err(Error::Shape {
-            context: "loss targets vs batch",
-            expected: vec![b],
-            got: vec![targets.len()],
-        });
-    }
+fn mean_cross_entropy(x: Tensor<3>, targets: &[usize]) -> Result<Tensor<1>> {
+    let [t, b, c] = check(&x, targets)?;
     if t * b == 0 {
         return Err(Error::invalid(
             "loss",
             format!("{t} steps of {b} samples have no loss"),
         ));
     }
-    if let Some(&y) = targets.iter().find(|&&y| y >= c) {
-        return Err(Error::invalid(
-            "target",
-            format!("class {y} is out of range for {c} outputs"),
-        ));
+    let scale = 1.0 / b as f32;
+    if !kernel::supports(&x.device()) {
+        return reference_cross_entropy(x, targets, scale);
     }
-    if kernel::supports(&x.device()) {
-        return Ok(kernel::cross_entropy(x.reshape([t * b, c]), targets, scale));
-    }
-    reference_cross_entropy(x, targets, scale)
+    check_targets(targets, c)?;
+    Ok(kernel::cross_entropy(x.reshape([t * b, c]), targets, scale))
 }
 
 /// `−scale·Σ_{t,b} log softmax(x[t, b])[y_b]` for `x` `[T, B, C]` as burn tensor ops: the

@@ -70,6 +70,9 @@ pub(super) fn times_transposed(a: &[f32], w: &[f32], n: usize, k: usize) -> Vec<
     const ROWS: usize = 256;
     let rows = a.len() / n.max(1);
     let mut out = vec![0.0f32; rows * k];
+    if out.is_empty() {
+        return out; // chunks of no elements would panic
+    }
     out.par_chunks_mut(ROWS * k)
         .zip(a.par_chunks(ROWS * n))
         .for_each(|(dst, a)| {

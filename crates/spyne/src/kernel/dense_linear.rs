@@ -6,13 +6,14 @@
 //! 3.1 MB), and gemm's own threading left one of the two threads idle for part of each
 //! product. Here each product is split by columns of its output into one block per thread,
 //! each block one single-threaded GEMM on an unzeroed buffer, with the bias added (or
-//! summed) in the same task. Columns of the input that are zero in every row (an image's
+//! summed) in the same task; the input gradient, wanted only below a first layer, is
+//! [`super::dense::times_transposed`]. Columns of the input that are zero in every row (an image's
 //! empty border) are left out of the forward product and of the weight gradient.
 
 use rayon::prelude::*;
 
 use super::buffer::{Shared, Unfilled};
-use super::dense::{give_back_scratch, take_scratch};
+use super::dense::{give_back_scratch, take_scratch, times_transposed};
 
 /// A GEMM's (row, column) strides.
 type Strides = (usize, usize);
@@ -136,32 +137,49 @@ unsafe fn products(
     });
 }
 
-/// The columns of `x` (`[rows, k]`) that are not zero in some row (a NaN is not zero), with
-/// `x` restricted to them (`[rows, kept]`), when at least [`MIN_ZERO_SHARE`] of the columns
-/// are zero in every row.
-fn nonzero_columns(x: &[f32], rows: usize, k: usize) -> Option<(Vec<usize>, Vec<f32>)> {
-    if k == 0 {
-        return None;
-    }
-    let mut any = vec![false; k];
-    for row in x.chunks_exact(k) {
-        for (a, &v) in any.iter_mut().zip(row) {
-            *a |= v != 0.0;
-        }
-    }
-    let at: Vec<usize> = (0..k).filter(|&i| any[i]).collect();
-    if ((k - at.len()) as f64) < MIN_ZERO_SHARE * k as f64 {
-        return None;
-    }
-    let mut kept = Vec::with_capacity(rows * at.len());
-    for row in x.chunks_exact(k) {
-        kept.extend(at.iter().map(|&i| row[i]));
-    }
-    Some((at, kept))
+/// The columns of an input `x` (`[rows, k]`) that are not zero in some row (a NaN is not
+/// zero), and `x` restricted to them (`[rows, kept]`). Found once per call: the forward
+/// product and the weight gradient both use them.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    at: Vec<usize>,
+    kept: Vec<f32>,
 }
 
-/// `[rows, N]`: `y = x·W (+ b)`, for `x` `[rows, K]`, `w` `[K, N]` and `b` `[N]` or empty.
-pub fn forward(x: &[f32], w: &[f32], b: &[f32], [rows, k, n]: [usize; 3]) -> Vec<f32> {
+impl Columns {
+    /// `x`'s nonzero columns, when at least [`MIN_ZERO_SHARE`] of its columns are zero in
+    /// every row (else the products run on `x` whole).
+    pub fn of(x: &[f32], rows: usize, k: usize) -> Option<Columns> {
+        if k == 0 {
+            return None;
+        }
+        let mut any = vec![false; k];
+        for row in x.chunks_exact(k) {
+            for (a, &v) in any.iter_mut().zip(row) {
+                *a |= v != 0.0;
+            }
+        }
+        let at: Vec<usize> = (0..k).filter(|&i| any[i]).collect();
+        if ((k - at.len()) as f64) < MIN_ZERO_SHARE * k as f64 {
+            return None;
+        }
+        let mut kept = Vec::with_capacity(rows * at.len());
+        for row in x.chunks_exact(k) {
+            kept.extend(at.iter().map(|&i| row[i]));
+        }
+        Some(Columns { at, kept })
+    }
+}
+
+/// `[rows, N]`: `y = x·W (+ b)`, for `x` `[rows, K]`, `w` `[K, N]` and `b` `[N]` or empty;
+/// `cols` is [`Columns::of`] `x`.
+pub fn forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    [rows, k, n]: [usize; 3],
+    cols: Option<&Columns>,
+) -> Vec<f32> {
     assert!(x.len() == rows * k && w.len() == k * n && (b.is_empty() || b.len() == n));
     let mut out = Unfilled::new(rows * n);
     let y = Shared(out.as_mut_ptr());
@@ -179,12 +197,12 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], [rows, k, n]: [usize; 3]) -> Vec
     };
     // SAFETY: the sizes are asserted above; the blocks write every element.
     unsafe {
-        match nonzero_columns(x, rows, k) {
+        match cols {
             // x·W over the columns of x that are not all zero and the rows of W they meet.
-            Some((at, kept)) => products(
+            Some(Columns { at, kept }) => products(
                 y,
-                (&kept, (at.len(), 1)),
-                Right::Rows(w, n, &at),
+                (kept, (at.len(), 1)),
+                Right::Rows(w, n, at),
                 [rows, n, at.len()],
                 None,
                 add_bias,
@@ -202,7 +220,7 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], [rows, k, n]: [usize; 3]) -> Vec
     }
 }
 
-/// Gradients of a dense Linear call.
+/// Gradients of a Linear call, dense or over spikes ([`super::spike_linear`]).
 #[derive(Debug, Clone)]
 pub struct LinearGrads {
     /// `∂L/∂W = xᵀ·∂L/∂y`, `[K, N]`.
@@ -213,13 +231,15 @@ pub struct LinearGrads {
     pub input: Option<Vec<f32>>,
 }
 
-/// The gradients of [`forward`] from `g` = `∂L/∂y` (`[rows, N]`); `∂L/∂b` when `bias`,
-/// `∂L/∂x` when `want_x`. The bias gradient sums the rows in order.
+/// The gradients of [`forward`] from `g` = `∂L/∂y` (`[rows, N]`), with the forward's
+/// `cols`; `∂L/∂b` when `bias`, `∂L/∂x` when `want_x`. The bias gradient sums the rows in
+/// order.
 pub fn backward(
     x: &[f32],
     w: &[f32],
     g: &[f32],
     [rows, k, n]: [usize; 3],
+    cols: Option<&Columns>,
     (bias, want_x): (bool, bool),
 ) -> LinearGrads {
     assert!(x.len() == rows * k && w.len() == k * n && g.len() == rows * n);
@@ -243,32 +263,17 @@ pub fn backward(
     // SAFETY: the sizes are asserted above; the blocks write every element of `g_w`.
     let weight = unsafe {
         let g = Right::Strided(g, (n, 1));
-        match nonzero_columns(x, rows, k) {
-            Some((at, kept)) => {
+        match cols {
+            Some(Columns { at, kept }) => {
                 let dims = [at.len(), n, rows];
                 let spread = Some((&at[..], k));
-                products(gw, (&kept, (1, at.len())), g, dims, spread, sum_rows)
+                products(gw, (kept, (1, at.len())), g, dims, spread, sum_rows)
             }
             None => products(gw, (x, (1, k)), g, [k, n, rows], None, sum_rows),
         }
         g_w.assume_filled()
     };
-    let input = want_x.then(|| {
-        let mut g_x = Unfilled::new(rows * k);
-        // Wᵀ likewise: `[N, K]` with strides (1, N).
-        // SAFETY: as above, for `[rows, K]`.
-        unsafe {
-            products(
-                Shared(g_x.as_mut_ptr()),
-                (g, (n, 1)),
-                Right::Strided(w, (1, n)),
-                [rows, k, n],
-                None,
-                |_, _| {},
-            );
-            g_x.assume_filled()
-        }
-    });
+    let input = want_x.then(|| times_transposed(g, w, n, k));
     LinearGrads {
         weight,
         bias: g_b,
@@ -292,6 +297,23 @@ mod tests {
             }
         }
         out
+    }
+
+    /// [`forward`] with `x`'s own [`Columns`].
+    fn fwd(x: &[f32], w: &[f32], b: &[f32], [rows, k, n]: [usize; 3]) -> Vec<f32> {
+        forward(x, w, b, [rows, k, n], Columns::of(x, rows, k).as_ref())
+    }
+
+    /// [`backward`] with `x`'s own [`Columns`].
+    fn bwd(x: &[f32], w: &[f32], g: &[f32], dims: [usize; 3], flags: (bool, bool)) -> LinearGrads {
+        backward(
+            x,
+            w,
+            g,
+            dims,
+            Columns::of(x, dims[0], dims[1]).as_ref(),
+            flags,
+        )
     }
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -329,23 +351,23 @@ mod tests {
                 }
             }
             assert_eq!(
-                nonzero_columns(&x, rows, k).is_some(),
+                Columns::of(&x, rows, k).is_some(),
                 zeros,
                 "the zero columns are found"
             );
-            let y = forward(&x, &w, &b, [rows, k, n]);
+            let y = fwd(&x, &w, &b, [rows, k, n]);
             let mut want = reference(&x, &w, [rows, k, n]);
             for (i, v) in want.iter_mut().enumerate() {
                 *v += b[i % n];
             }
             close(&y, &want);
             close(
-                &forward(&x, &w, &[], [rows, k, n]),
+                &fwd(&x, &w, &[], [rows, k, n]),
                 &reference(&x, &w, [rows, k, n]),
             );
 
             let g = values(rows * n, 4);
-            let grads = backward(&x, &w, &g, [rows, k, n], (true, true));
+            let grads = bwd(&x, &w, &g, [rows, k, n], (true, true));
             close(
                 &grads.weight,
                 &reference(&transpose(&x, rows, k), &g, [k, rows, n]),
@@ -362,7 +384,7 @@ mod tests {
             for i in (0..k).filter(|&i| zeroed(i)) {
                 assert!(grads.weight[i * n..(i + 1) * n].iter().all(|&v| v == 0.0));
             }
-            let plain = backward(&x, &w, &g, [rows, k, n], (false, false));
+            let plain = bwd(&x, &w, &g, [rows, k, n], (false, false));
             assert!(plain.bias.is_empty() && plain.input.is_none());
             assert_eq!(plain.weight, grads.weight);
         }
@@ -372,14 +394,14 @@ mod tests {
     fn empty_sizes_give_the_bias_or_nothing() {
         // No inputs: every output is the bias, every gradient but the bias's empty.
         let (b, g) = (values(5, 8), values(3 * 5, 9));
-        let y = forward(&[], &[], &b, [3, 0, 5]);
+        let y = fwd(&[], &[], &b, [3, 0, 5]);
         assert_eq!(y, [b.clone(), b.clone(), b.clone()].concat());
-        let grads = backward(&[], &[], &g, [3, 0, 5], (true, true));
+        let grads = bwd(&[], &[], &g, [3, 0, 5], (true, true));
         assert!(grads.weight.is_empty() && grads.input.unwrap().is_empty());
         assert_eq!(grads.bias.len(), 5);
         // No rows.
-        assert!(forward(&[], &values(4 * 5, 10), &b, [0, 4, 5]).is_empty());
-        let grads = backward(&[], &values(4 * 5, 10), &[], [0, 4, 5], (true, true));
+        assert!(fwd(&[], &values(4 * 5, 10), &b, [0, 4, 5]).is_empty());
+        let grads = bwd(&[], &values(4 * 5, 10), &[], [0, 4, 5], (true, true));
         assert_eq!(grads.weight, vec![0.0; 20]);
     }
 
@@ -393,8 +415,8 @@ mod tests {
             x[r * k] = 0.0;
         }
         x[k + 1] = f32::NAN;
-        assert_eq!(nonzero_columns(&x, rows, k).unwrap().0, [1, 2]);
-        let y = forward(&x, &values(k * n, 6), &values(n, 7), [rows, k, n]);
+        assert_eq!(Columns::of(&x, rows, k).unwrap().at, [1, 2]);
+        let y = fwd(&x, &values(k * n, 6), &values(n, 7), [rows, k, n]);
         for r in 0..rows {
             assert_eq!(
                 y[r * n..(r + 1) * n].iter().all(|v| v.is_nan()),

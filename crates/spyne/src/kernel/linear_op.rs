@@ -10,7 +10,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Flex, Shape};
 
-use super::dense_linear;
+use super::dense_linear::{self, Columns};
 use super::op::{register, tensor, values};
 
 /// Backends that run a dense Linear layer as one op.
@@ -32,6 +32,24 @@ fn dims(x: &FlexTensor, weight: &FlexTensor) -> [usize; 3] {
     [sx[0], sx[1], sw[1]]
 }
 
+/// The forward pass, and the input's [`Columns`] for the backward pass.
+fn run(
+    x: &FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    has_bias: bool,
+) -> (FlexTensor, Option<Columns>) {
+    let dims = dims(x, &weight);
+    let (x, dtype) = values(x.clone());
+    let (weight, _) = values(weight);
+    let (bias, _) = values(bias);
+    let b = if has_bias { bias.storage::<f32>() } else { &[] };
+    let x = x.storage::<f32>();
+    let cols = Columns::of(x, dims[0], dims[1]);
+    let y = dense_linear::forward(x, weight.storage::<f32>(), b, dims, cols.as_ref());
+    (tensor(y, Shape::from(vec![dims[0], dims[2]]), dtype), cols)
+}
+
 impl LinearBackend for Flex {
     fn dense_linear(
         x: FlexTensor,
@@ -39,13 +57,7 @@ impl LinearBackend for Flex {
         bias: FlexTensor,
         has_bias: bool,
     ) -> FlexTensor {
-        let dims = dims(&x, &weight);
-        let (x, dtype) = values(x);
-        let (weight, _) = values(weight);
-        let (bias, _) = values(bias);
-        let b = if has_bias { bias.storage::<f32>() } else { &[] };
-        let y = dense_linear::forward(x.storage::<f32>(), weight.storage::<f32>(), b, dims);
-        tensor(y, Shape::from(vec![dims[0], dims[2]]), dtype)
+        run(&x, weight, bias, has_bias).0
     }
 }
 
@@ -53,11 +65,11 @@ impl LinearBackend for Flex {
 struct DenseLinearBackward;
 
 impl Backward<Flex, 3> for DenseLinearBackward {
-    type State = (FlexTensor, FlexTensor, [Shape; 3], bool);
+    type State = (FlexTensor, FlexTensor, [Shape; 3], bool, Option<Columns>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, [sx, sw, sb], has_bias) = ops.state;
+        let (x, weight, [sx, sw, sb], has_bias, cols) = ops.state;
         let dims = dims(&x, &weight);
         let (x, dtype) = values(x);
         let (weight, _) = values(weight);
@@ -68,6 +80,7 @@ impl Backward<Flex, 3> for DenseLinearBackward {
             weight.storage::<f32>(),
             grad.storage::<f32>(),
             dims,
+            cols.as_ref(),
             (has_bias, want_x),
         );
         let computed = [
@@ -96,17 +109,10 @@ impl<C: CheckpointStrategy> LinearBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = <Flex as LinearBackend>::dense_linear(
-                    x.clone(),
-                    weight.clone(),
-                    bias,
-                    has_bias,
-                );
-                prep.finish((x, weight, shapes, has_bias), y)
+                let (y, cols) = run(&x, weight.clone(), bias, has_bias);
+                prep.finish((x, weight, shapes, has_bias, cols), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as LinearBackend>::dense_linear(
-                x, weight, bias, has_bias,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(run(&x, weight, bias, has_bias).0),
         }
     }
 }

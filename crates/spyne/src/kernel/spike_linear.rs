@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::buffer::{Shared, Unfilled};
 use super::dense::{give_back_scratch, take_scratch, times_transposed};
+use super::dense_linear::LinearGrads;
 use super::lif::multiversion;
 use super::spike_index::SpikeIndex;
 
@@ -50,17 +51,6 @@ multiversion! {
     }
 }
 
-/// Gradients of a spike Linear call.
-#[derive(Debug, Clone)]
-pub struct SpikeLinearGrads {
-    /// `∂L/∂W`, `[K, N]`.
-    pub weight: Vec<f32>,
-    /// `∂L/∂b`, `[N]` (empty without a bias).
-    pub bias: Vec<f32>,
-    /// `∂L/∂x`, `[rows, K]`, when asked for.
-    pub input: Option<Vec<f32>>,
-}
-
 /// Backward from `grad` = ∂L/∂y, `[rows, N]`.
 pub fn backward(
     index: &SpikeIndex,
@@ -68,7 +58,7 @@ pub fn backward(
     grad: &[f32],
     n: usize,
     (bias, input_grad): (bool, bool),
-) -> SpikeLinearGrads {
+) -> LinearGrads {
     let k_n = index.cols();
     let mut weight = vec![0.0f32; k_n * n];
     let mut b = vec![0.0f32; if bias { n } else { 0 }];
@@ -77,7 +67,7 @@ pub fn backward(
         let c = task * COLS..((task + 1) * COLS).min(n);
         weight_columns(index, grad, n, c, (pw, bias.then_some(pb)));
     });
-    SpikeLinearGrads {
+    LinearGrads {
         weight,
         bias: b,
         input: input_grad.then(|| times_transposed(grad, w, n, k_n)),
