@@ -13,6 +13,11 @@
 # 2-core Xeon), so that the timed iterations are the steady state an epoch runs at.
 # snntorch's dense iteration does not depend on the firing rate.
 #
+# spyne times five times the iterations (`--iters` × 5 per repeat), as bench/peers.sh does:
+# with the same count, its median came from 0.3 s of a host that wanders by a fifth from
+# moment to moment, against 5 s for snntorch, and single runs of this script moved spyne's
+# median 5.1–6.2 ms while snntorch's stayed within 80–83 ms.
+#
 # Needs: ../shared/data/mnist (or SPYNE_DATA) and a Python with torch + snntorch==1.0.0
 # ($PEERS_PYTHON, default $HOME/.venvs/peers/bin/python; see ../shared/peers/README.md).
 set -euo pipefail
@@ -49,7 +54,7 @@ peer() {
 if [ -z "$warmup" ]; then
   if [ "$model" = csnn ]; then warmup=30; else warmup=5; fi
 fi
-bench() { "$spyne" bench --model "$model" --data "$data" --threads "$threads" --iters "$iters" --repeats "$repeats" --warmup "$warmup" "$@"; }
+bench() { "$spyne" bench --model "$model" --data "$data" --threads "$threads" --iters $(( iters * 5 )) --repeats "$repeats" --warmup "$warmup" "$@"; }
 bench | tee "$out/spyne.json"
 bench --path composed | tee "$out/composed.json"
 case "$model" in

@@ -374,8 +374,8 @@ pub(super) fn lane_bits<const L: usize, const NAN: bool>(
 ) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if L == LANE_BLOCK && avx512 {
-        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`), so AVX; `u` and `theta` hold
-        // 16 floats.
+        // SAFETY: the CPU has AVX-512F (`LaneMajor::avx512`); `u` and `theta` hold 16
+        // floats.
         return unsafe { x86::lane_bits16::<NAN>(u.as_ptr(), theta[..L].as_ptr()) };
     }
     let _ = avx512;
@@ -456,30 +456,26 @@ mod x86 {
         _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))
     }
 
-    /// [`super::lane_bits`] for 16 lanes: two compares and two sign masks (the compiler
-    /// splits the portable loop into pieces of several widths). Halves of 8, as the
-    /// compiler writes the membranes in halves: one 16-lane load of two 8-lane stores just
-    /// made would wait for both to retire.
+    /// [`super::lane_bits`] for 16 lanes: one compare into a mask register. (Two 8-lane
+    /// compares made the compiler store the membranes, held in one register, to memory and
+    /// load them back in halves, a store that the second half's load waited on.)
     ///
     /// # Safety
-    /// The CPU has AVX; `u` and `theta` point at 16 floats each.
-    #[target_feature(enable = "avx")]
+    /// The CPU has AVX-512F; `u` and `theta` point at 16 floats each.
+    #[target_feature(enable = "avx512f")]
     #[inline]
     pub(super) unsafe fn lane_bits16<const NAN: bool>(u: *const f32, theta: *const f32) -> u32 {
-        let half = |i: usize| {
-            // SAFETY: both hold 16 floats (the caller's contract).
-            let (u, th) = unsafe { (_mm256_loadu_ps(u.add(i)), _mm256_loadu_ps(theta.add(i))) };
-            let x = _mm256_sub_ps(u, th);
-            let zero = _mm256_setzero_ps();
-            // Not (x ≤ 0), unordered included; or x > 0, ordered.
-            let above = if NAN {
-                _mm256_cmp_ps::<_CMP_NLE_UQ>(x, zero)
-            } else {
-                _mm256_cmp_ps::<_CMP_GT_OQ>(x, zero)
-            };
-            _mm256_movemask_ps(above) as u32
+        // SAFETY: both hold 16 floats (the caller's contract).
+        let (u, th) = unsafe { (_mm512_loadu_ps(u), _mm512_loadu_ps(theta)) };
+        let x = _mm512_sub_ps(u, th);
+        let zero = _mm512_setzero_ps();
+        // Not (x ≤ 0), unordered included; or x > 0, ordered.
+        let above = if NAN {
+            _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(x, zero)
+        } else {
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, zero)
         };
-        half(0) | half(8) << 8
+        u32::from(above)
     }
 
     /// [`super::sum_rows`] for one lane block: rows 16 floats apart from `w`.

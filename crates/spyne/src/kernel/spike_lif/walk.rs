@@ -12,7 +12,6 @@ use crate::surrogate::DerivativeRef;
 /// Where the tasks write: each owns its block of neurons in every one of these.
 #[derive(Clone, Copy)]
 pub(super) struct Out {
-    pub(super) w_in: Shared,
     pub(super) b_in: Shared,
     pub(super) params: Shared,
     pub(super) init: Shared,
