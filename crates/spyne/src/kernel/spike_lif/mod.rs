@@ -457,8 +457,8 @@ mod x86 {
     }
 
     /// [`super::lane_bits`] for 16 lanes: one compare into a mask register. (Two 8-lane
-    /// compares made the compiler store the membranes, held in one register, to memory and
-    /// load them back in halves, a store that the second half's load waited on.)
+    /// compares and sign masks read the membranes, which the compiler holds in one 16-lane
+    /// register, back from memory in halves.)
     ///
     /// # Safety
     /// The CPU has AVX-512F; `u` and `theta` point at 16 floats each.
