@@ -7,8 +7,8 @@
 //! product. Here each product is split by columns of its output into a few blocks per thread,
 //! each block one single-threaded GEMM on an unzeroed buffer, with the bias added (or
 //! summed) in the same task; the input gradient, wanted only below a first layer, is
-//! [`super::dense::times_transposed`]. Columns of the input that are zero in every row (an image's
-//! empty border) are left out of the forward product and of the weight gradient.
+//! [`super::dense::times_transposed`]. Columns of the input that are zero in every row (an
+//! image's empty border) are left out of the forward product and of the weight gradient.
 
 use rayon::prelude::*;
 
@@ -41,7 +41,8 @@ enum Right<'a> {
 }
 
 /// `dst = lhs·rhs` for `[rows, cols, inner]`, `dst` row-major with `cols` columns, split by
-/// columns into [`BLOCKS_PER_THREAD`] blocks per thread; then `finish(c0, c1)` in each block's task, for its columns.
+/// columns into [`BLOCKS_PER_THREAD`] blocks per thread; then `finish(c0, c1)` in each
+/// block's task, for its columns.
 /// With `spread = Some((at, total))` the `rows` products are rows `at` (ascending) of a
 /// `dst` of `total` rows, the others zero.
 ///
